@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.  Everything they need is set up here.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.seehear-installed
+BENCH  ?= all
+# pip must not pick up local wheels of other torch builds: only the pinned PyPI versions.
+PIP_FLAGS := --disable-pip-version-check --no-input
+
+.PHONY: setup sysdeps demo test test-fast bench clean
+
+setup: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -q --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -q -r requirements.txt
+	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e .
+	@touch $@
+
+# Debian packages: espeak-ng synthesizes speech for the demo and tests; sox for audio tools.
+sysdeps:
+	@bash scripts/sysdeps.sh espeak-ng sox
+
+demo: setup sysdeps
+	$(VENV)/bin/seehear demo --out demo-runs
+
+test: setup sysdeps
+	$(PY) -m pytest -n 2 --dist loadfile
+
+test-fast: setup
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
+
+bench: setup sysdeps
+	$(PY) bench/run.py $(BENCH)
+
+clean:
+	rm -rf demo-runs runs .pytest_cache

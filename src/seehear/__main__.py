@@ -1,0 +1,5 @@
+import sys
+
+from seehear.cli import main
+
+sys.exit(main())

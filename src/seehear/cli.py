@@ -1,0 +1,160 @@
+"""`seehear` command line: argument parsing only; the work is done by seehear.api.
+
+User errors (SeehearError) print one line and exit 2; anything else is a bug and shows its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+
+from seehear.errors import SeehearError
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '5m', '1.5h' -> seconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; use e.g. 90s, 5m or 1h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seehear", description="Train, measure and use image and audio recognizers.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="look at a data set").add_subparsers(dest="data_command", required=True)
+    chk = data.add_parser("check", help="what is in DATA, and what is wrong with it")
+    chk.add_argument("data")
+    chk.add_argument("--label-pattern", help=r"regex on file names, e.g. '(?P<label>\d)_(?P<speaker>[a-z]+)_'")
+    chk.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+
+    tr = sub.add_parser("train", help="train a recognizer on DATA into a run folder")
+    tr.add_argument("data")
+    tr.add_argument("--out", required=True, help="run folder to create, e.g. runs/digits")
+    tr.add_argument("--config", help="YAML with settings (see docs/config.md); flags below win over it")
+    tr.add_argument("--model", help="a registered model (see `seehear models`)")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--time-budget", type=parse_duration, help="stop training after this long, e.g. 5m")
+    tr.add_argument("--label-pattern", help=r"regex with (?P<label>...) on file names")
+    tr.add_argument("--split-by", help="hold out whole groups, e.g. speaker (no speaker in both train and test)")
+    tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="any setting, e.g. --set train.lr=0.01 --set audio.n_mels=64")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    tr.add_argument("--quiet", action="store_true", help="no progress output")
+
+    ev = sub.add_parser("evaluate", help="metrics of a trained run on other labelled data")
+    ev.add_argument("run")
+    ev.add_argument("data")
+    ev.add_argument("--label-pattern")
+    ev.add_argument("--out", help="folder for metrics.json and confusion.png (default RUN/eval/NAME)")
+    ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    pr = sub.add_parser("predict", help="top-k labels for files or folders")
+    pr.add_argument("run")
+    pr.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    md = sub.add_parser("models", help="list the registered models")
+    md.add_argument("--modality", choices=["image", "audio"])
+
+    dm = sub.add_parser("demo", help="train and evaluate two recognizers on generated data (about 3 minutes)")
+    dm.add_argument("--out", default="demo-runs")
+    return p
+
+
+def _cmd_check(a) -> int:
+    from seehear.api import check_data
+    from seehear.data.check import format_report
+
+    report = check_data(a.data, label_pattern=a.label_pattern, out=a.json)
+    print(format_report(report))
+    return 0
+
+
+def _cmd_train(a) -> int:
+    from seehear.api import train
+
+    r = train(a.data, a.out, config=a.config, model=a.model, epochs=a.epochs, time_budget=a.time_budget,
+              label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides, resume=a.resume,
+              overwrite=a.overwrite, progress=not a.quiet)
+    from seehear.evaluate import format_metrics
+
+    print(format_metrics(r.metrics) if r.metrics else "no held-out data to measure on")
+    print(f"run: {r.run_dir}   report: {r.run_dir / 'report.html'}")
+    return 0
+
+
+def _cmd_evaluate(a) -> int:
+    from seehear.api import evaluate
+    from seehear.evaluate import format_metrics
+
+    m = evaluate(a.run, a.data, label_pattern=a.label_pattern, out=a.out, progress=not a.json)
+    print(json.dumps(m, indent=2) if a.json else format_metrics(m) + f"\nwritten to {m['out']}")
+    return 0
+
+
+def _cmd_predict(a) -> int:
+    from seehear.api import predict
+
+    rows = predict(a.run, a.inputs, top_k=a.top_k)
+    if a.format == "json":
+        print(json.dumps(rows, indent=2))
+    elif a.format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["file", "label", "probability", "top", "error"])
+        for r in rows:
+            top = ";".join(f"{t['label']}:{t['probability']}" for t in r.get("top", []))
+            w.writerow([r["file"], r.get("label", ""), r.get("probability", ""), top, r.get("error", "")])
+        print(buf.getvalue(), end="")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table("file", "label", "probability", "top", box=None)
+        for r in rows:
+            top = "  ".join(f"{x['label']} {x['probability']:.3f}" for x in r.get("top", [])[1:])
+            t.add_row(r["file"], r.get("label", "[red]unreadable"), f"{r['probability']:.3f}" if "label" in r
+                      else r["error"], top)
+        Console(width=160).print(t)
+    return 1 if rows and all("error" in r for r in rows) else 0
+
+
+def _cmd_models(a) -> int:
+    from seehear.models.registry import list_models
+
+    for s in list_models(a.modality):
+        print(f"{s.name:34s} {s.modality:6s} {s.description}")
+    return 0
+
+
+def _cmd_demo(a) -> int:
+    from seehear.demo import run_demo
+
+    run_demo(a.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    handler = {"data": _cmd_check, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+               "models": _cmd_models, "demo": _cmd_demo}[a.command]
+    try:
+        return handler(a)
+    except SeehearError as e:
+        print(f"seehear: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = f" (continue with: seehear train {a.data} --out {a.out} --resume)" if a.command == "train" else ""
+        print(f"seehear: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Typed settings for a run, read from and written to YAML.
+
+One `RunConfig` says everything needed to repeat a run: where the data is, how it is decoded and turned into
+features, which model, and how it is trained. Defaults per modality live in `seehear.recipes`, not here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from seehear.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    label_pattern: Optional[str] = None  # regex with (?P<label>...) and optional (?P<speaker>...) etc., on file names
+    split_by: Optional[str] = None  # a group column (speaker, say): no group in two splits
+    split_column: Optional[str] = None  # take the split from this column (values train/valid/test)
+    test_files: Optional[str] = None  # a text file listing the paths (one per line) that form the test split
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.2
+    max_image_pixels: int = 50_000_000  # larger images are refused as likely decompression bombs
+    workers: int = 0  # decode threads; 0 = number of cores
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0  # every clip is cropped or padded to this length
+    crop: str = "center"  # center | start | energy (the loudest window)
+    features: str = "logmel"  # logmel | mfcc
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 40
+    n_mfcc: int = 40
+    f_min: float = 20.0
+    f_max: Optional[float] = None
+    normalize: str = "utterance"  # utterance (per clip and band, helps unseen voices) | none
+
+
+@dataclass
+class ImageConfig:
+    size: int = 32  # images are resized to size x size
+    channels: int = 3  # 1 = grayscale, 3 = RGB
+    resize: str = "stretch"  # stretch | pad (keep aspect, pad) | crop (keep aspect, centre crop)
+
+
+@dataclass
+class AugmentConfig:
+    # images, applied on whole batches
+    flip: bool = True
+    crop_pad: int = 2  # random translate by up to this many pixels (reflect padding)
+    # audio waveform, on whole batches
+    time_shift: float = 0.1  # seconds, roll by up to this much
+    noise_snr_db: Optional[list[float]] = field(default_factory=lambda: [10.0, 40.0])  # None = off
+    noise_prob: float = 0.5
+    speed: Optional[list[float]] = field(default_factory=lambda: [0.85, 1.15])  # tempo+pitch by resampling; None=off
+    gain_db: float = 6.0
+    # spectrogram (SpecAugment)
+    freq_masks: int = 2
+    freq_width: int = 6
+    time_masks: int = 2
+    time_width: int = 10
+    mixup: float = 0.0  # alpha; 0 = off
+
+
+@dataclass
+class ModelConfig:
+    name: str = "auto"  # a registered model, or auto = the recipe's choice for the modality and input size
+    pretrained: Optional[str] = None  # local weights file (safetensors or .pth) for the backbone; never downloaded
+    kwargs: dict = field(default_factory=dict)  # passed to the model's factory (width, depth, dropout, ...)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    time_budget: Optional[float] = None  # seconds; training stops when it is spent (epochs is then an upper bound)
+    batch_size: int = 64
+    optimizer: str = "adamw"  # sgd | adam | adamw | rmsprop
+    lr: float = 3e-3
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # onecycle | cosine | constant
+    warmup_epochs: float = 1.0  # for cosine and constant
+    label_smoothing: float = 0.1
+    ema: Optional[float] = None  # decay of an exponential moving average of weights, e.g. 0.999; None = off
+    grad_clip: Optional[float] = 5.0
+    early_stopping: Optional[int] = None  # patience in epochs on validation accuracy; None = off
+    class_weights: bool = False  # weight the loss by inverse class frequency
+    precision: str = "auto"  # auto (bf16 where the hardware supports it) | bf16 | 32
+    seed: int = 0
+    deterministic: bool = False
+    threads: int = 0  # torch threads; 0 = number of cores
+    accelerator: str = "auto"  # auto | cpu | gpu
+    checkpoint_every: int = 1  # epochs between resumable checkpoints
+
+
+@dataclass
+class RunConfig:
+    modality: str = "auto"  # auto | image | audio
+    data: DataConfig = field(default_factory=DataConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # --- (de)serialisation -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "RunConfig":
+        return _build(cls, d or {}, "")
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RunConfig":
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            d = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{p} must hold a mapping of settings (data:, train:, ...)")
+        return cls.from_dict(d)
+
+    def override(self, assignments: list[str]) -> "RunConfig":
+        """Apply `section.key=value` strings (values parsed as YAML), e.g. `train.lr=0.1`."""
+        d = self.to_dict()
+        for a in assignments:
+            if "=" not in a:
+                raise ConfigError(f"--set {a!r}: expected section.key=value, e.g. train.lr=0.01")
+            key, raw = a.split("=", 1)
+            parts = key.strip().split(".")
+            node = d
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(f"--set {a!r}: unknown setting {key!r}")
+                node = node[p]
+            if parts[-1] not in node and not (len(parts) >= 2 and parts[-2] == "kwargs"):
+                raise ConfigError(f"--set {a!r}: unknown setting {key!r}")
+            node[parts[-1]] = yaml.safe_load(raw)
+        return RunConfig.from_dict(d)
+
+
+def _build(cls, d: dict, where: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"setting {where or 'config'} must be a mapping, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(sorted(where + k for k in unknown))}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs: dict[str, Any] = {}
+    for k, v in d.items():
+        t = hints[k]
+        if dataclasses.is_dataclass(t):
+            kwargs[k] = _build(t, v, f"{where}{k}.")
+        else:
+            kwargs[k] = _coerce(v, t, where + k)
+    return cls(**kwargs)
+
+
+def _coerce(v, t, name):
+    """Check a scalar against its annotation; ints are accepted where floats are expected."""
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    if v is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"setting {name} cannot be empty")
+    if origin is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(v, inner[0], name)
+    base = origin or t
+    if base is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if base is int and isinstance(v, bool):
+        raise ConfigError(f"setting {name} must be a whole number, got {v!r}")
+    if base in (list, dict) and isinstance(v, (tuple, list)) and base is list:
+        return list(v)
+    if not isinstance(v, base):
+        raise ConfigError(f"setting {name} must be {getattr(base, '__name__', base)}, got {v!r}")
+    return v

@@ -1,0 +1,159 @@
+"""The training step for classification, as a LightningModule, and the batch loader that feeds it.
+
+The loader hands out whole batches sliced from the decoded tensors (uint8 pixels / int16 samples); augmentation runs
+on the batch, on the model's device, inside `training_step`: no per-sample Python in the hot path.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from seehear.config import RunConfig
+from seehear.models.recognizer import Recognizer
+
+
+class Batches:
+    """An epoch of (x, y) batches from in-memory tensors; reshuffled each epoch from (seed, epoch).
+
+    Under torch.distributed each rank takes its own slice of the shuffled order (data parallel)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
+                 drop_last: bool = False, sample_weights: torch.Tensor | None = None):
+        self.x, self.y, self.bs, self.shuffle, self.seed = x, y, batch_size, shuffle, seed
+        self.drop_last, self.weights, self.epoch = drop_last and len(y) > batch_size, sample_weights, 0
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.y)
+        if not self.shuffle:
+            return torch.arange(n)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is not None:  # class-balanced sampling, with replacement
+            return torch.multinomial(self.weights, n, replacement=True, generator=g)
+        return torch.randperm(n, generator=g)
+
+    def _shard(self, order):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            r, w = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            return order[r::w]
+        return order
+
+    def __len__(self) -> int:
+        n = len(self._shard(torch.arange(len(self.y))))
+        return n // self.bs if self.drop_last else math.ceil(n / self.bs)
+
+    def __iter__(self):
+        order = self._shard(self._order())
+        self.epoch += 1
+        for i in range(len(self)):
+            idx = order[i * self.bs:(i + 1) * self.bs]
+            yield self.x[idx], self.y[idx]
+
+
+class ClassifyModule(pl.LightningModule):
+    def __init__(self, model: Recognizer, cfg: RunConfig, steps_per_epoch: int,
+                 class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.model, self.cfg, self.steps_per_epoch = model, cfg, max(1, steps_per_epoch)
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.tensor([]))
+        self.train_seconds = 0.0  # training time so far, resumed from checkpoints; drives the time budget
+        self._t = None
+
+    # --- input ------------------------------------------------------------------------------------------------
+    def _prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        from seehear.features.augment import augment_images, augment_waves
+
+        if self.model.modality == "audio":
+            x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
+            return augment_waves(x, self.cfg.augment, self.cfg.audio.sample_rate) if train else x
+        if train:
+            x = augment_images(x, self.cfg.augment)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+    def forward(self, x):
+        return self.model(self._prepare(x, train=False))
+
+    def _loss(self, logits, y):
+        w = self.class_weights if self.class_weights.numel() else None
+        return F.cross_entropy(logits.float(), y, weight=w, label_smoothing=self.cfg.train.label_smoothing)
+
+    # --- steps ------------------------------------------------------------------------------------------------
+    def training_step(self, batch, _):
+        if self._t is None:
+            self._t = time.perf_counter()
+        x, y = batch
+        logits = self.model(self._prepare(x, train=True))
+        loss = self._loss(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train_acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def on_train_batch_end(self, *args):
+        now = time.perf_counter()
+        self.train_seconds += now - (self._t or now)
+        self._t = now
+        budget = self.cfg.train.time_budget
+        if budget and self.train_seconds >= budget:
+            self.trainer.should_stop = True
+
+    def on_train_epoch_start(self):
+        self._t = None
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        logits = self.model(self._prepare(x, train=False))
+        self.log("val_loss", self._loss(logits, y), prog_bar=True, batch_size=len(y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y))
+
+    # --- optimisation -----------------------------------------------------------------------------------------
+    def progress(self) -> float:
+        """Fraction of training done: by steps, or by time when a time budget ends training sooner."""
+        t = self.cfg.train
+        p = self.global_step / (self.steps_per_epoch * max(1, t.epochs))
+        if t.time_budget:
+            p = max(p, self.train_seconds / t.time_budget)
+        return min(1.0, p)
+
+    def lr_factor(self, _step: int) -> float:
+        t, p = self.cfg.train, self.progress()
+        warm = min(0.3, t.warmup_epochs / max(1, t.epochs))
+        if t.schedule == "onecycle":  # linear up for 25%, then linear down to zero (airbench style)
+            return p / 0.25 if p < 0.25 else max(0.0, (1 - p) / 0.75)
+        if p < warm:
+            return max(p / warm, 1e-3)
+        if t.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (p - warm) / max(1e-8, 1 - warm)))
+        return 1.0
+
+    def configure_optimizers(self):
+        t = self.cfg.train
+        decay, no_decay = [], []
+        for n, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
+        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if t.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
+        elif t.optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=t.lr)
+        elif t.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=t.lr)
+        elif t.optimizer == "rmsprop":
+            opt = torch.optim.RMSprop(groups, lr=t.lr, momentum=t.momentum)
+        else:
+            from seehear.errors import ConfigError
+
+            raise ConfigError(f"train.optimizer {t.optimizer!r} unknown; use sgd, adam, adamw or rmsprop")
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- resume -----------------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["seehear_train_seconds"] = self.train_seconds
+
+    def on_load_checkpoint(self, checkpoint):
+        self.train_seconds = float(checkpoint.get("seehear_train_seconds", 0.0))

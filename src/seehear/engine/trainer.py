@@ -1,0 +1,143 @@
+"""Fit a Recognizer with Lightning: precision, logging, checkpoints, resume, EMA and early stopping come from the
+framework; this file only chooses them from the RunConfig. Multi-GPU/multi-node is Lightning's `devices`/`strategy`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from seehear.config import RunConfig
+from seehear.engine.checkpoint import AtomicCheckpointIO
+from seehear.engine.module import Batches, ClassifyModule
+from seehear.models.recognizer import Recognizer
+
+
+def bf16_supported(device: str) -> bool:
+    if device == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    # bf16 on CPU only pays off with native bf16 instructions (AVX512-BF16 or AMX); elsewhere it is emulated.
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+                or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def pick_device(cfg: RunConfig) -> str:
+    a = cfg.train.accelerator
+    if a in ("gpu", "cuda") or (a == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def pick_precision(cfg: RunConfig, device: str) -> str:
+    p = str(cfg.train.precision)
+    if p == "auto":
+        return "bf16-mixed" if bf16_supported(device) else "32-true"
+    return {"bf16": "bf16-mixed", "32": "32-true", "fp32": "32-true", "16": "16-mixed"}.get(p, p)
+
+
+def set_threads(cfg: RunConfig) -> int:
+    n = cfg.train.threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def quiet_lightning() -> None:
+    # Lightning's banners ("GPU available: False ...", "LOCAL_RANK") and hints are noise for a CLI user.
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*(does not have many workers|num_workers|LeafSpec|isinstance).*")
+
+
+class _EpochPrinter:
+    """When stderr is no terminal (CI, logs), one plain line per epoch instead of a redrawn progress bar."""
+
+    def __init__(self):
+        import lightning.pytorch as pl
+
+        class P(pl.Callback):
+            def on_train_epoch_end(self, trainer, module):
+                m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+                parts = [f"{k}={m[k]:.4f}" for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in m]
+                print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {' '.join(parts)} "
+                      f"({module.train_seconds:.0f}s)", file=sys.stderr, flush=True)
+
+        self.callback = P()
+
+
+def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tensor],
+        valid: tuple[torch.Tensor, torch.Tensor] | None, run_dir: Path, resume: bool = False,
+        progress: bool = True) -> dict:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    quiet_lightning()
+    t = cfg.train
+    pl.seed_everything(t.seed, workers=True, verbose=False)
+    threads = set_threads(cfg)
+    device = pick_device(cfg)
+    precision = pick_precision(cfg, device)
+
+    x, y = train
+    num_classes = len(model.labels)
+    counts = torch.bincount(y, minlength=num_classes).float()
+    class_w = (counts.sum() / (num_classes * counts.clamp(min=1))) if t.class_weights else None
+    loader = Batches(x, y, t.batch_size, shuffle=True, seed=t.seed, drop_last=True)
+    val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
+    module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w)
+    if model.modality == "image":
+        model.to(memory_format=torch.channels_last)
+
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=0, save_last=True,
+                                 every_n_epochs=max(1, t.checkpoint_every), save_on_train_epoch_end=True)]
+    if t.ema:
+        callbacks.append(EMAWeightAveraging(decay=t.ema))
+    if t.early_stopping and val_loader is not None:
+        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=t.early_stopping))
+    tty = sys.stderr.isatty()
+    if progress and tty:
+        callbacks.append(RichProgressBar(leave=True))
+    elif progress:
+        callbacks.append(_EpochPrinter().callback)
+    loggers = [CSVLogger(str(run_dir), name="logs", version=""),
+               TensorBoardLogger(str(run_dir), name="logs", version="", default_hp_metric=False)]
+
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices="auto" if device == "cuda" else 1,
+        precision=precision, max_epochs=t.epochs, logger=loggers, callbacks=callbacks,
+        gradient_clip_val=t.grad_clip, deterministic=t.deterministic, plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress and tty, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, len(loader))), limit_val_batches=1.0 if val_loader else 0,
+        default_root_dir=str(run_dir))
+    last = ckpt_dir / "last.ckpt"
+    start = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
+                    ckpt_path=str(last) if resume and last.is_file() else None)
+    model.eval()
+    return {"epochs_run": int(trainer.current_epoch), "wall_seconds": round(time.time() - start, 2),
+            "train_seconds": round(module.train_seconds, 2), "device": device, "precision": precision,
+            "threads": threads, "resumed": bool(resume and last.is_file()),
+            "stopped_early": bool(trainer.should_stop and trainer.current_epoch < t.epochs),
+            "steps": int(trainer.global_step)}
+
+
+@torch.inference_mode()
+def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Class probabilities for raw inputs (uint8 images or int16/float waves), in batches."""
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(dev)
+        if model.modality == "audio" and xb.dtype == torch.int16:
+            xb = xb.float() / 32767.0
+        out.append(torch.softmax(model(xb).float(), dim=1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, len(model.labels))

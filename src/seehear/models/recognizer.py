@@ -1,0 +1,79 @@
+"""A Recognizer is the whole trained thing: front end + backbone + the label names.
+
+It takes raw input — uint8 pixels [B,C,H,W] or waveform samples [B,S] (float, or int16 as cached) — so prediction,
+export and serving never re-implement feature extraction, and the front end runs batched on the model's device.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from seehear.config import RunConfig
+from seehear.models.registry import create_model, get_spec
+
+
+class Recognizer(nn.Module):
+    def __init__(self, frontend: nn.Module, backbone: nn.Module, labels: list[str], modality: str,
+                 specaugment: nn.Module | None = None):
+        super().__init__()
+        self.frontend = frontend
+        self.backbone = backbone
+        self.specaugment = specaugment  # only acts in training mode
+        self.labels = list(labels)
+        self.modality = modality
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.frontend(x)
+        if self.specaugment is not None and self.training:
+            f = self.specaugment(f)
+        return f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.features(x))
+
+
+def input_spec(cfg: RunConfig, modality: str) -> dict:
+    """What the model expects as raw input and as features; saved in meta.json."""
+    if modality == "image":
+        return {"modality": "image", "channels": cfg.image.channels, "size": cfg.image.size,
+                "resize": cfg.image.resize, "dtype": "uint8"}
+    from seehear.features.audio import num_frames
+
+    a = cfg.audio
+    bands = a.n_mfcc if a.features == "mfcc" else a.n_mels
+    return {"modality": "audio", "sample_rate": a.sample_rate, "clip_seconds": a.clip_seconds,
+            "num_samples": int(round(a.sample_rate * a.clip_seconds)), "crop": a.crop,
+            "features": a.features, "feature_shape": [1, bands, num_frames(a)]}
+
+
+def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stats: dict | None = None) -> Recognizer:
+    """Build the untrained model a config describes (or rebuild a trained one before loading its weights)."""
+    kwargs = dict(cfg.model.kwargs)
+    spec = get_spec(cfg.model.name)
+    if spec.modality != modality:
+        from seehear.errors import ConfigError
+
+        raise ConfigError(f"model {spec.name} is for {spec.modality}, but the data is {modality}; "
+                          f"pick one from `seehear models --modality {modality}`")
+    if cfg.model.pretrained:
+        kwargs["pretrained"] = cfg.model.pretrained
+    specaug = None
+    if modality == "image":
+        from seehear.features.image import ImageNormalize
+
+        c = cfg.image.channels
+        stats = norm_stats or {"mean": [0.5] * c, "std": [0.25] * c}
+        frontend = ImageNormalize(stats["mean"], stats["std"])
+        in_ch, size = c, (cfg.image.size, cfg.image.size)
+    else:
+        from seehear.features.audio import build_audio_frontend
+        from seehear.features.augment import SpecAugment
+
+        frontend = build_audio_frontend(cfg.audio)
+        shape = input_spec(cfg, modality)["feature_shape"]
+        in_ch, size = 1, (shape[1], shape[2])
+        g = cfg.augment
+        if g.freq_masks or g.time_masks:
+            specaug = SpecAugment(g.freq_masks, g.freq_width, g.time_masks, g.time_width)
+    backbone = create_model(cfg.model.name, num_classes=len(labels), in_channels=in_ch, input_size=size, **kwargs)
+    return Recognizer(frontend, backbone, labels, modality, specaug)

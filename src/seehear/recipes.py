@@ -1,0 +1,62 @@
+"""Default recipes per modality: every hyperparameter that the defaults change, in one visible place.
+
+How a run's settings are resolved, later winning:
+    RunConfig() defaults  ←  RECIPES[recipe]  ←  the user's --config YAML  ←  CLI flags and --set key=value
+"""
+from __future__ import annotations
+
+import copy
+
+from seehear.config import RunConfig
+
+RECIPES: dict[str, dict] = {
+    # Small images (digits, CIFAR-sized): a fast wide CNN, flips and translations, label smoothing, one-cycle SGD.
+    "image-small": {
+        "model": {"name": "fastnet"},
+        "image": {"size": 32, "resize": "stretch"},
+        "augment": {"flip": True, "crop_pad": 2},
+        "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+                  "batch_size": 256, "epochs": 20, "schedule": "onecycle", "label_smoothing": 0.2},
+    },
+    # Photos: larger input, same fast CNN family; a local pretrained backbone is better where the user has one.
+    "image-photo": {
+        "model": {"name": "fastnet"},
+        "image": {"size": 64, "resize": "crop"},
+        "augment": {"flip": True, "crop_pad": 4},
+        "train": {"optimizer": "sgd", "lr": 0.05, "batch_size": 64, "epochs": 30, "label_smoothing": 0.1},
+    },
+    # Spoken words / commands / short clips. Unseen voices are the hard part: per-utterance normalisation, speed
+    # (tempo+pitch) and noise perturbation, SpecAugment; energy crop centres the word in the window.
+    "audio-words": {
+        "model": {"name": "bcresnet3"},
+        "audio": {"sample_rate": 16000, "clip_seconds": 1.0, "crop": "energy", "features": "logmel", "n_mels": 40,
+                  "normalize": "utterance"},
+        "augment": {"time_shift": 0.1, "speed": [0.85, 1.15], "noise_snr_db": [10.0, 40.0], "noise_prob": 0.5,
+                    "freq_masks": 2, "freq_width": 6, "time_masks": 2, "time_width": 10},
+        "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 64, "epochs": 30,
+                  "schedule": "onecycle", "label_smoothing": 0.1},
+    },
+}
+
+
+def pick_recipe(modality: str, median_image_side: float | None = None) -> str:
+    if modality == "audio":
+        return "audio-words"
+    return "image-photo" if (median_image_side or 0) >= 64 else "image-small"
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "kwargs":
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def resolve(recipe: str, user: dict | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults ← recipe ← user YAML dict ← `key=value` overrides."""
+    d = deep_merge(RunConfig().to_dict(), RECIPES[recipe])
+    d = deep_merge(d, user or {})
+    return RunConfig.from_dict(d).override(overrides or [])

@@ -1,0 +1,59 @@
+import pytest
+
+from seehear.config import RunConfig
+from seehear.errors import ConfigError
+from seehear.recipes import RECIPES, resolve
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = RunConfig().override(["train.lr=0.1", "audio.n_mels=64", "model.kwargs.width=8", "augment.speed=null"])
+    cfg.to_yaml(tmp_path / "c.yaml")
+    back = RunConfig.from_yaml(tmp_path / "c.yaml")
+    assert back == cfg
+    assert back.train.lr == 0.1 and back.audio.n_mels == 64 and back.model.kwargs == {"width": 8}
+    assert back.augment.speed is None
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"train": {"lrr": 1}}, "train.lrr"),
+    ({"train": {"epochs": "many"}}, "train.epochs"),
+    ({"train": {"epochs": True}}, "train.epochs"),
+    ({"nope": {}}, "nope"),
+    ({"train": 3}, "train"),
+])
+def test_bad_settings_are_named(bad, words):
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        RunConfig.from_dict(bad)
+
+
+def test_override_errors():
+    with pytest.raises(ConfigError, match="unknown setting"):
+        RunConfig().override(["train.nothing=1"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        RunConfig().override(["train.lr"])
+
+
+def test_ints_accepted_for_floats():
+    assert RunConfig.from_dict({"train": {"lr": 1}}).train.lr == 1.0
+
+
+def test_bad_yaml_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        RunConfig.from_yaml(p)
+    with pytest.raises(ConfigError, match="does not exist"):
+        RunConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_resolution_order():
+    # defaults <- recipe <- user <- overrides
+    cfg = resolve("audio-words", {"train": {"lr": 0.5, "epochs": 7}}, ["train.epochs=9"])
+    assert cfg.model.name == RECIPES["audio-words"]["model"]["name"]
+    assert cfg.train.lr == 0.5 and cfg.train.epochs == 9
+    assert cfg.train.momentum == RunConfig().train.momentum  # untouched default
+
+
+def test_every_recipe_is_valid():
+    for name in RECIPES:
+        resolve(name)
