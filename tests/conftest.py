@@ -15,14 +15,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def shapes_dir(tmp_path_factory):
     from seehear.data.synth import make_shape_images
 
-    return make_shape_images(tmp_path_factory.mktemp("shapes") / "shapes", classes=3, per_class=24, size=32)
+    return make_shape_images(tmp_path_factory.mktemp("shapes") / "shapes", classes=3, per_class=60, size=32)
 
 
 @pytest.fixture(scope="session")
 def tones_dir(tmp_path_factory):
     from seehear.data.synth import make_tones
 
-    return make_tones(tmp_path_factory.mktemp("tones") / "tones", classes=3, per_class=12, seconds=0.5)
+    return make_tones(tmp_path_factory.mktemp("tones") / "tones", classes=3, per_class=30, seconds=0.5)
 
 
 @pytest.fixture

@@ -146,7 +146,11 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     if resume and split_path.is_file():
         splits = load_splits(records, split_path)
     else:
-        splits = make_splits(records, by=d.split_by, column=d.split_column, test_files=d.test_files,
+        column = d.split_column
+        given = {r.split for r in records}
+        if column is None and not d.split_by and not d.test_files and "train" in given and given & {"test", "valid"}:
+            column = "split"  # the data says its own split (train/ and test/ folders, a split column): keep it
+        splits = make_splits(records, by=d.split_by, column=column, test_files=d.test_files,
                              valid_fraction=d.valid_fraction, test_fraction=d.test_fraction, seed=cfg.train.seed)
         save_splits(records, splits, split_path)
     leaks = find_leakage(records, splits)
@@ -192,7 +196,7 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     info = fit(net, cfg, (xtr, ytr), (xva, yva) if len(yva) else None, out, resume=resume, progress=progress)
     rf.save_model(out, net)
 
-    from seehear.evaluate import compute_metrics, plot_confusion, plot_curves, write_report
+    from seehear.evaluation import compute_metrics, plot_confusion, plot_curves, plot_reliability, write_report
 
     split_name, (xe, ye, ie) = ("test", (xte, yte, ite)) if len(yte) else ("valid", part("valid"))
     metrics: dict = {}
@@ -201,6 +205,7 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
         groups = [records[i].group for i in ie] if any(records[i].group for i in ie) else None
         metrics[split_name] = compute_metrics(ye.numpy(), probs, labels, groups)
         plot_confusion(metrics[split_name], out / "confusion.png")
+        plot_reliability(probs, ye.numpy(), out / "reliability.png")
     metrics["leakage"] = [list(p) for p in leaks[:50]]
     write_json(out / "metrics.json", metrics)
     csv = out / "logs" / "metrics.csv"
@@ -236,7 +241,7 @@ def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | N
     y = np.array([idx[source.records[i].label] for i in decoded.keep])
     probs = predict_probs(loaded.model, decoded.x).numpy()
     groups = [source.records[i].group for i in decoded.keep]
-    from seehear.evaluate import compute_metrics, plot_confusion
+    from seehear.evaluation import compute_metrics, plot_confusion
 
     m = compute_metrics(y, probs, loaded.labels, groups if any(groups) else None)
     m["skipped"] = [list(s) for s in decoded.skipped]

@@ -83,7 +83,7 @@ def _cmd_train(a) -> int:
     r = train(a.data, a.out, config=a.config, model=a.model, epochs=a.epochs, time_budget=a.time_budget,
               label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides, resume=a.resume,
               overwrite=a.overwrite, progress=not a.quiet)
-    from seehear.evaluate import format_metrics
+    from seehear.evaluation import format_metrics
 
     print(format_metrics(r.metrics) if r.metrics else "no held-out data to measure on")
     print(f"run: {r.run_dir}   report: {r.run_dir / 'report.html'}")
@@ -92,7 +92,7 @@ def _cmd_train(a) -> int:
 
 def _cmd_evaluate(a) -> int:
     from seehear.api import evaluate
-    from seehear.evaluate import format_metrics
+    from seehear.evaluation import format_metrics
 
     m = evaluate(a.run, a.data, label_pattern=a.label_pattern, out=a.out, progress=not a.json)
     print(json.dumps(m, indent=2) if a.json else format_metrics(m) + f"\nwritten to {m['out']}")

@@ -64,6 +64,11 @@ class ClassifyModule(pl.LightningModule):
 
     # --- input ------------------------------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        # Augmentation is data preparation, not model compute: always in float32, outside bf16 autocast.
+        with torch.autocast(x.device.type, enabled=False):
+            return self._augment(x, train)
+
+    def _augment(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         from seehear.features.augment import augment_images, augment_waves
 
         if self.model.modality == "audio":

@@ -1,0 +1,60 @@
+"""Shared by every benchmark: where the data is, and one JSON file of results with everything needed to trust it
+(command, machine, package versions, wall time, peak memory)."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DATA = Path(os.environ.get("SEEHEAR_DATA", ROOT.parent / "shared" / "data"))
+WORK = Path(os.environ.get("SEEHEAR_BENCH_WORK", "/tmp/seehear-bench"))
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"bench: {path} not found; set SEEHEAR_DATA to the folder that holds the benchmark data")
+    return path
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024, 1)
+
+
+class Bench:
+    """with Bench("fsdd") as b: b.figures[...] = ...; b.goals[...] = {...}  → bench/results/fsdd.json"""
+
+    def __init__(self, name: str):
+        self.name, self.figures, self.goals, self.notes = name, {}, {}, []
+
+    def __enter__(self):
+        self.t0 = time.time()
+        return self
+
+    def goal(self, key: str, target, measured, higher_is_better: bool = True, unit: str = ""):
+        met = measured >= target if higher_is_better else measured <= target
+        self.goals[key] = {"target": target, "measured": measured, "met": bool(met), "unit": unit}
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        from seehear.engine.run_folder import machine, versions
+
+        out = {"benchmark": self.name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "command": f"make bench BENCH={self.name}  (python bench/{self.name}.py {' '.join(sys.argv[1:])})",
+               "machine": machine(), "versions": versions(), "wall_seconds": round(time.time() - self.t0, 1),
+               "peak_memory_mb": peak_rss_mb(), "goals": self.goals, "figures": self.figures, "notes": self.notes}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.name}.json"
+        path.write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps({"goals": self.goals, "wall_seconds": out["wall_seconds"],
+                          "peak_memory_mb": out["peak_memory_mb"]}, indent=2))
+        print(f"written {path}")
+        return False

@@ -1,0 +1,84 @@
+"""Decode every example once, in parallel threads, into one preallocated tensor.
+
+Pillow and libsndfile release the GIL while decoding, so threads scale; one tensor afterwards keeps the training
+loop in tensor code (no per-sample Python). Corrupt files are skipped and listed, never fatal.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import torch
+
+from seehear.data.decode import decode_audio, decode_image
+from seehear.errors import ConfigError, CorruptFileError
+
+_CHUNK = 32  # records per task: amortises executor overhead on many tiny files (MNIST: 70k members)
+
+
+@dataclass
+class DecodedSet:
+    x: torch.Tensor  # uint8 [N,C,H,W] images | int16 [N,S] audio (float = x / 32767)
+    keep: list[int]  # indices into the records that were decoded, in order (row i of x is records[keep[i]])
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) of files that could not be decoded
+
+
+def decode_all(records, cfg, modality, *, workers: int = 0, progress: bool = True) -> DecodedSet:
+    """Decode `records` per `cfg` (RunConfig) for `modality` ('image' | 'audio')."""
+    n = len(records)
+    if modality == "image":
+        ic, limit = cfg.image, cfg.data.max_image_pixels
+        out = torch.empty((n, ic.channels, ic.size, ic.size), dtype=torch.uint8)
+
+        def one(i):
+            out[i] = decode_image(records[i], size=ic.size, channels=ic.channels, resize=ic.resize, max_pixels=limit)
+    elif modality == "audio":
+        ac = cfg.audio
+        if not ac.clip_seconds or ac.clip_seconds <= 0:
+            raise ConfigError("audio.clip_seconds must be > 0 to stack recordings into one tensor")
+        samples = round(ac.clip_seconds * ac.sample_rate)
+        out = torch.empty((n, samples), dtype=torch.int16)
+
+        def one(i):
+            w = decode_audio(records[i], sample_rate=ac.sample_rate, num_samples=samples, crop=ac.crop)
+            out[i] = w.clamp_(-1.0, 1.0).mul_(32767.0).round_().to(torch.int16)
+    else:
+        raise ConfigError(f"modality {modality!r} is not image or audio")
+
+    def chunk(lo, hi):
+        bad = []
+        for i in range(lo, hi):
+            try:
+                one(i)
+            except CorruptFileError as e:
+                bad.append((i, e.reason))
+        return hi - lo, bad
+
+    failed: dict[int, str] = {}
+    workers = workers or os.cpu_count() or 1
+    bar = _progress(n, modality) if progress and n > 200 else None
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            futures = [pool.submit(chunk, lo, min(lo + _CHUNK, n)) for lo in range(0, n, _CHUNK)]
+            for fut in as_completed(futures):
+                done, bad = fut.result()
+                failed.update(bad)
+                if bar is not None:
+                    bar[0].advance(bar[1], done)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    keep = [i for i in range(n) if i not in failed]
+    x = out if not failed else out[torch.tensor(keep, dtype=torch.long)]
+    skipped = [(records[i].key, failed[i]) for i in sorted(failed)]
+    return DecodedSet(x, keep, skipped)
+
+
+def _progress(n: int, modality: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    p = Progress(TextColumn(f"decoding {modality}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                 transient=True)
+    p.start()
+    return p, p.add_task("decode", total=n)

@@ -1,0 +1,234 @@
+"""report.html: one self-contained page per run (PNGs inlined as base64, inline CSS, no JS, no network).
+
+Every input file is optional: a report is useful even for a half-finished run, so each section shows what the
+run folder has and is left out otherwise. Every string that came from the user (labels, paths, config) is
+escaped; labels are arbitrary folder names and may contain anything.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+from html import escape
+from pathlib import Path
+
+from seehear.errors import RunError
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;
+ max-width:1100px;padding:0 1rem;color:#222;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;
+ padding-bottom:.2rem}.sub{color:#666;margin-top:0}
+.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}.card{border:1px solid #ddd;border-radius:8px;
+ padding:.6rem 1rem;min-width:8rem}.card .v{font-size:1.5rem;font-weight:600}.card .k{color:#666;font-size:.85rem}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}th,td{padding:.25rem .7rem;text-align:left;
+ border-bottom:1px solid #eee}th{background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.low td{background:#fff4f0}img{max-width:100%;height:auto;border:1px solid #eee}
+table.kv td:first-child{color:#666}pre{background:#f6f6f6;padding:.8rem;overflow-x:auto;font-size:.85rem}.muted{color:#888}
+"""
+# order of known plots; any other *.png in the run folder is appended after these
+PLOTS = [("confusion.png", "Confusion matrix"), ("curves.png", "Training curves"),
+         ("reliability.png", "Calibration")]
+MAX_ROWS = 500  # long skipped/group lists are cut so the page stays quick to open
+
+
+def _load_json(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} cannot be read as JSON ({e}); re-run evaluation to rewrite it") from e
+
+
+def _pct(x) -> str:
+    return f"{x:.1%}" if isinstance(x, (int, float)) else "—"
+
+
+def _num(x, digits=3) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) else "—"
+
+
+def _duration(sec) -> str:
+    if not isinstance(sec, (int, float)):
+        return "—"
+    sec = int(round(sec))
+    h, rem = divmod(sec, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h} h {m} min" if h else (f"{m} min {s} s" if m else f"{s} s")
+
+
+def _params(n) -> str:
+    if not isinstance(n, (int, float)):
+        return "—"
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else (f"{n / 1e3:.1f} k" if n >= 1e3 else str(int(n)))
+
+
+def _table(headers: list[str] | None, rows: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:
+    """HTML table; every cell is escaped here, so callers pass raw values. headers None: no header row."""
+    head = "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
+    body = []
+    for r, row in enumerate(rows):
+        cls = f' class="{row_class(r)}"' if row_class and row_class(r) else ""
+        cells = "".join(f'<td class="n">{escape(str(v))}</td>' if i in numeric else f"<td>{escape(str(v))}</td>"
+                        for i, v in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
+
+
+def _kv(pairs: list[tuple[str, object]]) -> str:
+    rows = [[k, v] for k, v in pairs if v not in (None, "", {}, [])]
+    return _table(None, rows).replace("<table>", '<table class="kv">', 1) if rows else ""
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _classes(labels: list) -> str:
+    shown = ", ".join(map(str, labels[:20]))  # the per-class table has them all; the summary stays short
+    return f"{len(labels)}: {shown}" + (", …" if len(labels) > 20 else "")
+
+
+def _pick_metrics(metrics) -> tuple[str | None, dict | None]:
+    """The split to headline: test if present, else valid; a bare compute_metrics dict is accepted too."""
+    if not isinstance(metrics, dict):
+        return None, None
+    if "accuracy" in metrics:
+        return "test", metrics
+    for split in ("test", "valid"):
+        if isinstance(metrics.get(split), dict):
+            return split, metrics[split]
+    return None, None
+
+
+def _summary(meta: dict, metrics, split, m) -> str:
+    parts = []
+    if m:
+        cards = [("accuracy", _pct(m.get("accuracy"))), ("macro-F1", _num(m.get("macro_f1"))),
+                 ("UAR (balanced acc.)", _pct(m.get("balanced_accuracy")))]
+        if "top5_accuracy" in m:
+            cards.append(("top-5 accuracy", _pct(m["top5_accuracy"])))
+        if "worst_group" in m:
+            w = m["worst_group"]
+            cards.append((f"worst group: {w.get('group')}", _pct(w.get("accuracy"))))
+        parts.append('<div class="cards">' + "".join(
+            f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
+            for k, v in cards) + "</div>")
+        parts.append(f'<p class="sub">on the {escape(split)} split, n = {escape(str(m.get("n", "?")))}; '
+                     f'ECE {escape(_num(m.get("ece")))}, NLL {escape(_num(m.get("nll")))}</p>')
+        other = "valid" if split == "test" else None
+        if other and isinstance(metrics, dict) and isinstance(metrics.get(other), dict):
+            o = metrics[other]
+            parts.append(f'<p class="sub">{other}: accuracy {escape(_pct(o.get("accuracy")))}, '
+                         f'macro-F1 {escape(_num(o.get("macro_f1")))}, '
+                         f'UAR {escape(_pct(o.get("balanced_accuracy")))}</p>')
+    else:
+        parts.append('<p class="muted">No metrics.json in this run folder (training may not have finished).</p>')
+
+    data, model, train = meta.get("data") or {}, meta.get("model") or {}, meta.get("train") or {}
+    counts = data.get("counts")
+    counts_s = ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else counts
+    labels = meta.get("labels")
+    kwargs = model.get("kwargs")
+    parts.append(_kv([
+        ("data", data.get("source")), ("data kind", data.get("kind")), ("examples", counts_s),
+        ("modality", meta.get("modality")),
+        ("classes", _classes(labels) if isinstance(labels, list) else None),
+        ("input", ", ".join(f"{k}={v}" for k, v in meta["input"].items())
+         if isinstance(meta.get("input"), dict) else None),
+        ("model", model.get("name")),
+        ("model settings", ", ".join(f"{k}={v}" for k, v in kwargs.items()) if isinstance(kwargs, dict) else None),
+        ("parameters", _params(model["params"]) if "params" in model else None),
+        ("epochs", train.get("epochs_run")),
+        ("training time", _duration(train["wall_seconds"]) if "wall_seconds" in train else None),
+        ("device", train.get("device")), ("precision", train.get("precision")),
+        ("status", meta.get("status")), ("created", meta.get("created")),
+        ("seehear", meta.get("seehear_version")),
+    ]))
+    return "".join(parts)
+
+
+def _per_class(m: dict) -> str:
+    pc = m.get("per_class") or {}
+    if not pc:
+        return ""
+    rows = [[lab, _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")), c.get("support", "")]
+            for lab, c in pc.items()]
+    f1s = [c.get("f1", 1.0) for c in pc.values()]
+    # highlight the weakest quarter of classes (by F1) so problem classes stand out in long tables
+    cut = sorted(f1s)[len(f1s) // 4] if len(f1s) >= 4 else -1
+    html = _table(["class", "precision", "recall", "F1", "support"], rows, numeric={1, 2, 3, 4},
+                  row_class=lambda r: "low" if f1s[r] < cut else "")
+    conf = m.get("confusion")
+    labels = list(pc)
+    if conf and len(conf) == len(labels):
+        pairs = sorted(((conf[i][j], labels[i], labels[j]) for i in range(len(conf)) for j in range(len(conf))
+                        if i != j and conf[i][j] > 0), key=lambda t: -t[0])[:10]
+        if pairs:
+            html += "<h3>Most frequent confusions</h3>" + _table(
+                ["true", "predicted as", "count"], [[t, p, n] for n, t, p in pairs], numeric={2})
+    return html
+
+
+def _per_group(m: dict) -> str:
+    pg = m.get("per_group") or {}
+    if not pg:
+        return ""
+    items = sorted(pg.items(), key=lambda kv: (kv[1].get("accuracy", 0), kv[0]))  # worst first
+    rows = [[g if g != "" else "(none)", _pct(v.get("accuracy")), v.get("n", "")] for g, v in items[:MAX_ROWS]]
+    more = f'<p class="muted">… and {len(items) - MAX_ROWS} more groups</p>' if len(items) > MAX_ROWS else ""
+    return _table(["group", "accuracy", "n"], rows, numeric={1, 2}) + more
+
+
+def _skipped(skipped) -> str:
+    if skipped is None:
+        return ""
+    if not skipped:
+        return '<p class="muted">No files were skipped.</p>'
+    rows = [list(s)[:2] if isinstance(s, (list, tuple)) else [s, ""] for s in skipped[:MAX_ROWS]]
+    more = f'<p class="muted">… and {len(skipped) - MAX_ROWS} more</p>' if len(skipped) > MAX_ROWS else ""
+    return (f"<p>{len(skipped)} file(s) could not be decoded and were left out:</p>"
+            + _table(["file", "reason"], rows) + more)
+
+
+def write_report(run_dir) -> Path:
+    """Write run_dir/report.html from whatever the run folder holds; returns its path."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise RunError(f"run folder {run} does not exist; pass the folder that `seehear train` created")
+    meta = _load_json(run / "meta.json") or {}
+    metrics = _load_json(run / "metrics.json")
+    skipped = _load_json(run / "skipped.json")
+    split, m = _pick_metrics(metrics)
+
+    title = f"seehear report — {run.resolve().name}"
+    sections = [("Summary", _summary(meta, metrics, split, m))]
+    if m:
+        sections += [("Per-class results", _per_class(m)), ("Per-group results", _per_group(m))]
+    known = {name for name, _ in PLOTS}
+    for name, heading in PLOTS:
+        if (run / name).is_file():
+            sections.append((heading, _img(run / name)))
+    for png in sorted(run.glob("*.png")):
+        if png.name not in known:
+            sections.append((png.stem.replace("_", " ").capitalize(), _img(png)))
+    sections.append(("Skipped files", _skipped(skipped)))
+    config = run / "config.yaml"
+    if config.is_file():
+        sections.append(("Settings", f"<pre>{escape(config.read_text(encoding='utf-8', errors='replace'))}</pre>"))
+    versions = meta.get("versions")
+    if isinstance(versions, dict) and versions:
+        sections.append(("Versions", _kv(sorted(versions.items()))))
+
+    body = "".join(f"<section><h2>{escape(h)}</h2>{content}</section>" for h, content in sections if content)
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{escape(title)}</h1><p class=\"sub\">{escape(str(run.resolve()))}</p>{body}</body></html>\n")
+    out = run / "report.html"
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)  # a reader never sees a half-written report
+    return out

@@ -1,0 +1,161 @@
+"""Audio front ends: waveform batches [B, S] -> log-mel or MFCC images [B, 1, F, T].
+
+The STFT is written as framing plus one matmul against a windowed real-DFT basis instead of `torch.stft`, because
+that is ONNX-exportable with plain ops, fast on CPU (one GEMM) and gives the same numbers on every device. The
+framing and the matmul are fused as one strided conv1d whose filters are the basis (identical maths; unlike
+Tensor.unfold it exports with both ONNX exporters and dynamic batch/length, at the same CPU speed). It
+matches `torchaudio.transforms.MelSpectrogram(power=2, center=True, pad_mode="reflect", mel_scale="htk",
+norm=None)` followed by `log(x + 1e-6)` to well within 1e-3.
+
+Mel scale: HTK (torchaudio's default, and what most keyword-spotting recipes use), no area normalisation.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchaudio.functional as AF
+
+from seehear.errors import ConfigError
+
+LOG_EPS = 1e-6
+INT16_SCALE = 1.0 / 32767.0
+
+
+def _as_float_wave(wave: torch.Tensor) -> torch.Tensor:
+    """int16 caches (data/cache.py stores audio as int16 * 32767) are accepted directly."""
+    if wave.dtype == torch.int16:
+        return wave.float() * INT16_SCALE
+    return wave.float()
+
+
+def utterance_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per clip, per band: zero mean and unit std over time (cepstral mean-variance normalisation). Removes the
+    channel / microphone / voice colouring that is constant over a clip, which helps on unseen speakers."""
+    mean = x.mean(dim=-1, keepdim=True)
+    var = x.var(dim=-1, keepdim=True, unbiased=False)
+    return (x - mean) * torch.rsqrt(var + eps)
+
+
+class LogMel(nn.Module):
+    """Log mel spectrogram, [B, S] float (or int16) -> [B, 1, n_mels, 1 + S // hop_length] float32."""
+
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 512, win_length: int = 400, hop_length: int = 160,
+                 n_mels: int = 40, f_min: float = 20.0, f_max: float | None = None, normalize: str = "utterance"):
+        super().__init__()
+        if win_length > n_fft:
+            raise ConfigError(f"audio.win_length ({win_length}) must be <= audio.n_fft ({n_fft})")
+        if normalize not in ("utterance", "none"):
+            raise ConfigError(f"audio.normalize must be 'utterance' or 'none', got {normalize!r}")
+        f_max = float(f_max) if f_max is not None else sample_rate / 2.0
+        if not 0.0 <= f_min < f_max <= sample_rate / 2.0:
+            raise ConfigError(f"audio.f_min/f_max must satisfy 0 <= f_min < f_max <= sample_rate/2, "
+                              f"got {f_min}, {f_max} at {sample_rate} Hz")
+        self.sample_rate, self.n_fft, self.win_length, self.hop_length = sample_rate, n_fft, win_length, hop_length
+        self.n_mels, self.f_min, self.f_max, self.normalize = n_mels, f_min, f_max, normalize
+
+        # Hann window of win_length, zero-padded to n_fft and centred, as torch.stft does.
+        win = torch.hann_window(win_length, periodic=True, dtype=torch.float64)
+        left = (n_fft - win_length) // 2
+        win = F.pad(win, (left, n_fft - win_length - left))
+        n_freqs = n_fft // 2 + 1
+        n = torch.arange(n_fft, dtype=torch.float64)
+        k = torch.arange(n_freqs, dtype=torch.float64)
+        ang = 2 * math.pi * torch.outer(n, k) / n_fft  # [n_fft, n_freqs]
+        basis = torch.cat([torch.cos(ang), -torch.sin(ang)], dim=1) * win[:, None]  # [n_fft, 2 * n_freqs]
+        fb = AF.melscale_fbanks(n_freqs, float(f_min), f_max, n_mels, sample_rate, norm=None, mel_scale="htk")
+        # Derived from the settings, so not saved in checkpoints (persistent=False).
+        self.register_buffer("basis", basis.t().float().contiguous()[:, None, :], persistent=False)  # [2F, 1, n_fft]
+        self.register_buffer("fbank", fb.float(), persistent=False)  # [n_freqs, n_mels]
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop_length
+
+    def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """[B, S] -> mel power [B, n_mels, T] (float32)."""
+        x = _as_float_wave(wave)
+        if x.dim() == 1:
+            x = x[None]
+        pad = self.n_fft // 2
+        # reflect (torchaudio's default) needs more samples than the pad; very short clips fall back to zeros
+        mode = "reflect" if x.shape[-1] > pad else "constant"
+        x = F.pad(x[:, None], (pad, pad), mode=mode)  # [B, 1, S + n_fft]
+        # frames of n_fft every hop, times the windowed DFT basis: real and imaginary parts in one op
+        spec = F.conv1d(x, self.basis, stride=self.hop_length)  # [B, 2 * n_freqs, T]
+        re, im = spec.chunk(2, dim=1)
+        power = re * re + im * im
+        return self.fbank.t() @ power  # [B, n_mels, T]
+
+    def _features(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.power_mel(wave) + LOG_EPS)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        # The front end always runs in float32: bf16 has too few mantissa bits for power spectra and logs.
+        if torch.is_autocast_enabled(wave.device.type):
+            with torch.autocast(device_type=wave.device.type, enabled=False):
+                return self._forward32(wave)
+        return self._forward32(wave)
+
+    def _forward32(self, wave: torch.Tensor) -> torch.Tensor:
+        x = self._features(wave)
+        if self.normalize == "utterance":
+            x = utterance_normalize(x)
+        return x[:, None]  # [B, 1, F, T]
+
+    def extra_repr(self) -> str:
+        return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
+                f"hop_length={self.hop_length}, n_mels={self.n_mels}, f_min={self.f_min}, f_max={self.f_max}, "
+                f"normalize={self.normalize!r}")
+
+
+class MFCC(LogMel):
+    """MFCCs: DCT-II (orthonormal) of the log-mel bands, [B, S] -> [B, 1, n_mfcc, T]. Normalisation ('utterance')
+    is applied to the cepstra, i.e. classic CMVN."""
+
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 512, win_length: int = 400, hop_length: int = 160,
+                 n_mels: int = 40, f_min: float = 20.0, f_max: float | None = None, normalize: str = "utterance",
+                 n_mfcc: int = 40):
+        super().__init__(sample_rate, n_fft, win_length, hop_length, n_mels, f_min, f_max, normalize)
+        if not 1 <= n_mfcc <= n_mels:
+            raise ConfigError(f"audio.n_mfcc ({n_mfcc}) must be between 1 and audio.n_mels ({n_mels})")
+        self.n_mfcc = n_mfcc
+        self.register_buffer("dct", AF.create_dct(n_mfcc, n_mels, norm="ortho").float(), persistent=False)
+
+    def _features(self, wave: torch.Tensor) -> torch.Tensor:
+        logmel = super()._features(wave)  # [B, n_mels, T]
+        return (logmel.transpose(1, 2) @ self.dct).transpose(1, 2)  # [B, n_mfcc, T]
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", n_mfcc={self.n_mfcc}"
+
+
+def num_samples(audio_cfg) -> int:
+    """Samples per clip after crop/pad to clip_seconds."""
+    return int(round(audio_cfg.sample_rate * audio_cfg.clip_seconds))
+
+
+def num_frames(audio_cfg) -> int:
+    """Feature frames T for one clip of clip_seconds (center=True framing: 1 + S // hop)."""
+    return 1 + num_samples(audio_cfg) // audio_cfg.hop_length
+
+
+frames = num_frames  # the name used in docs/ARCHITECTURE.md
+
+
+def feature_bands(audio_cfg) -> int:
+    """F, the height of the feature image."""
+    return audio_cfg.n_mfcc if audio_cfg.features == "mfcc" else audio_cfg.n_mels
+
+
+def build_audio_frontend(audio_cfg) -> nn.Module:
+    """LogMel or MFCC from an AudioConfig."""
+    common = dict(sample_rate=audio_cfg.sample_rate, n_fft=audio_cfg.n_fft, win_length=audio_cfg.win_length,
+                  hop_length=audio_cfg.hop_length, n_mels=audio_cfg.n_mels, f_min=audio_cfg.f_min,
+                  f_max=audio_cfg.f_max, normalize=audio_cfg.normalize)
+    if audio_cfg.features == "logmel":
+        return LogMel(**common)
+    if audio_cfg.features == "mfcc":
+        return MFCC(**common, n_mfcc=audio_cfg.n_mfcc)
+    raise ConfigError(f"audio.features must be 'logmel' or 'mfcc', got {audio_cfg.features!r}")

@@ -1,0 +1,203 @@
+"""Data augmentation on whole batches, on the batch's device.
+
+Everything here works on a batch tensor at once (no per-sample Python loops), because on two cores per-sample
+augmentation in the training loop costs more than the model (the airbench lesson). Each function takes an optional
+`torch.Generator` so that a run is repeatable; random numbers are drawn on the generator's device and moved.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchaudio.functional as AF
+
+SPEED_LEVELS = 5  # speed perturbation resamples per group of equal factor: a few resample calls per batch
+
+
+def _rand(shape, generator, device) -> torch.Tensor:
+    if generator is None:
+        return torch.rand(shape, device=device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+
+
+def _randn(shape, generator, device) -> torch.Tensor:
+    if generator is None:
+        return torch.randn(shape, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
+
+def _randint(high: int, shape, generator, device) -> torch.Tensor:
+    """Uniform integers in [0, high)."""
+    return (_rand(shape, generator, device) * high).long().clamp_(max=high - 1)
+
+
+# ---------------------------------------------------------------------------------------------------- images
+
+
+def augment_images(x: torch.Tensor, cfg, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random horizontal flip (cfg.flip) and random translation by up to cfg.crop_pad pixels with reflect padding
+    (pad once, then one gather picks each sample's crop). x: [B, C, H, W] uint8 or float; dtype is kept."""
+    b, c, h, w = x.shape
+    if b == 0:
+        return x
+    if cfg.flip:
+        flip = _rand(b, generator, x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    p = min(int(cfg.crop_pad or 0), h - 1, w - 1)  # reflect padding needs pad < size
+    if p > 0:
+        padded = F.pad(x, (p, p, p, p), mode="reflect")
+        dy = _randint(2 * p + 1, b, generator, x.device)
+        dx = _randint(2 * p + 1, b, generator, x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [B, H, 1]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [B, 1, W]
+        bidx = torch.arange(b, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[bidx, rows, cols].permute(0, 3, 1, 2).contiguous()
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------- waveforms
+
+
+def _fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Centre-crop or zero-pad [B, S'] to [B, n] (clips are centred on the sound by data/decode.py)."""
+    s = x.shape[-1]
+    if s > n:
+        start = (s - n) // 2
+        return x[:, start:start + n]
+    if s < n:
+        left = (n - s) // 2
+        return F.pad(x, (left, n - s - left))
+    return x
+
+
+def speed_perturb(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Play each clip `factors[i]` times faster (tempo and pitch both scale, as in Ko et al. 2015, "Audio
+    augmentation for speech recognition"), then centre-crop/pad back to the original length. Factors are
+    expected to take few distinct values; each group is resampled in one call."""
+    n = x.shape[-1]
+    out = x.clone()
+    for f in torch.unique(factors).tolist():
+        num = int(round(f * 100))  # f as num/100: small integers keep the resampling kernel small
+        if num == 100:
+            continue
+        idx = (factors == f).nonzero().flatten()
+        # Resampling from num to 100 Hz shortens the clip by f: played at the old rate it is f times faster.
+        out[idx] = _fit_length(AF.resample(x[idx], num, 100), n)
+    return out
+
+
+def pink_noise(shape, generator=None, device=None) -> torch.Tensor:
+    """1/f noise: white noise shaped in the frequency domain, unit RMS per row."""
+    white = _randn(shape, generator, device)
+    spec = torch.fft.rfft(white, dim=-1)
+    k = torch.arange(spec.shape[-1], device=white.device, dtype=white.dtype)
+    spec = spec / k.clamp_min(1.0).sqrt()
+    spec[..., 0] = 0  # no DC offset
+    pink = torch.fft.irfft(spec, n=shape[-1], dim=-1)
+    return pink / pink.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)
+
+
+def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Speed perturbation (cfg.speed = [lo, hi], in SPEED_LEVELS discrete steps), time shift with zero fill (up to
+    cfg.time_shift seconds either way), gain (+-cfg.gain_db), and white or pink noise at an SNR drawn from
+    cfg.noise_snr_db with probability cfg.noise_prob. Setting any of them to None (or 0) switches it off.
+    x: [B, S] float; returns float [B, S]."""
+    if x.dtype == torch.int16:
+        x = x.float() / 32767.0
+    b, s = x.shape
+    if b == 0:
+        return x
+    dev = x.device
+    if cfg.speed:
+        lo, hi = float(cfg.speed[0]), float(cfg.speed[-1])
+        if not lo == hi == 1.0:
+            levels = torch.linspace(lo, hi, SPEED_LEVELS, device=dev)
+            x = speed_perturb(x, levels[_randint(SPEED_LEVELS, b, generator, dev)])
+    if cfg.time_shift:
+        m = int(cfg.time_shift * sample_rate)
+        if m > 0:
+            shift = _randint(2 * m + 1, b, generator, dev) - m  # [B], positive = later
+            src = torch.arange(s, device=dev)[None] - shift[:, None]
+            valid = (src >= 0) & (src < s)
+            x = x.gather(1, src.clamp(0, s - 1)) * valid
+    if cfg.gain_db:
+        db = (_rand(b, generator, dev) * 2 - 1) * float(cfg.gain_db)
+        x = x * torch.pow(10.0, db / 20.0)[:, None]
+    if cfg.noise_snr_db and cfg.noise_prob > 0:
+        lo, hi = float(cfg.noise_snr_db[0]), float(cfg.noise_snr_db[-1])
+        snr = lo + (hi - lo) * _rand(b, generator, dev)
+        use = _rand(b, generator, dev) < cfg.noise_prob
+        pink = _rand(b, generator, dev) < 0.5
+        white = _randn((b, s), generator, dev)
+        white = white / white.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)
+        noise = torch.where(pink[:, None], pink_noise((b, s), generator, dev), white)  # unit RMS
+        sig_rms = x.pow(2).mean(dim=-1).sqrt()
+        scale = sig_rms * torch.pow(10.0, -snr / 20.0) * use
+        x = x + noise * scale[:, None]
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------- spectrograms
+
+
+def _band_masks(n_masks: int, max_width: int, size: int, b: int, generator, device) -> torch.Tensor:
+    """[B, size] bool: n_masks random bands of width 0..max_width per row."""
+    max_width = min(max_width, size)
+    width = _randint(max_width + 1, (b, n_masks), generator, device)
+    start = (_rand((b, n_masks), generator, device) * (size - width + 1)).long()
+    pos = torch.arange(size, device=device)[None, None]
+    return ((pos >= start[..., None]) & (pos < (start + width)[..., None])).any(dim=1)
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masking (Park et al. 2019, "SpecAugment: A Simple Data Augmentation Method for Automatic
+    Speech Recognition"), on [B, C, F, T], only in training mode. Masked cells get the clip's mean, which is 0
+    after utterance normalisation. Set `.generator` for repeatable masks."""
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 6, time_masks: int = 2, time_width: int = 10):
+        super().__init__()
+        self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
+        self.time_masks, self.time_width = int(time_masks), int(time_width)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] == 0:
+            return x
+        b, _, f, t = x.shape
+        mask = torch.zeros(b, f, t, dtype=torch.bool, device=x.device)
+        if self.freq_masks > 0 and self.freq_width > 0:
+            mask |= _band_masks(self.freq_masks, self.freq_width, f, b, self.generator, x.device)[:, :, None]
+        if self.time_masks > 0 and self.time_width > 0:
+            mask |= _band_masks(self.time_masks, self.time_width, t, b, self.generator, x.device)[:, None, :]
+        fill = x.mean(dim=(1, 2, 3), keepdim=True)
+        return torch.where(mask[:, None], fill, x)
+
+    def extra_repr(self) -> str:
+        return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
+                f"time_masks={self.time_masks}, time_width={self.time_width}")
+
+
+# ---------------------------------------------------------------------------------------------------- mixup
+
+
+def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
+    """Mixup (Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization"): one lambda ~ Beta(alpha, alpha) per
+    batch, mixed with a random permutation of the batch. Integer inputs are mixed as float. Returns (x, y)."""
+    if alpha <= 0 or x.shape[0] < 2:
+        return x, y_onehot
+    if generator is None:
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    else:  # torch's Beta sampler takes no generator: draw it from a numpy RNG seeded by the generator
+        import numpy as np
+
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+        lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    if not x.is_floating_point():
+        x = x.float()
+    perm = torch.randperm(x.shape[0], generator=generator,
+                          device=generator.device if generator is not None else "cpu").to(x.device)
+    y = y_onehot if y_onehot.is_floating_point() else y_onehot.to(x.dtype)
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+
+
+__all__ = ["augment_images", "augment_waves", "speed_perturb", "pink_noise", "SpecAugment", "mixup"]

@@ -1,0 +1,2 @@
+"""Audio backbones over [B, 1, F, T] features. Importing a family module registers its variants."""
+from seehear.models.audio import bcresnet, cnn_lstm, conformer, kwt, lstm, tcresnet  # noqa: F401
