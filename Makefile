@@ -12,7 +12,6 @@ PIP_FLAGS := --disable-pip-version-check --no-input
 setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -q --upgrade pip
 	$(PY) -m pip install $(PIP_FLAGS) -q -r requirements.txt
 	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e .
 	@touch $@

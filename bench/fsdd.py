@@ -1,0 +1,172 @@
+"""Free Spoken Digit Dataset: spoken digits 0-9, 6 speakers x 50 takes, 8 kHz (CC BY-SA 4.0, Jakobovski et al.).
+
+Two questions, each answered by seehear's default audio recipe and by a classic peer on the same splits:
+  (a) the usual split (takes 0-4 of every speaker = test): do we learn the words?        goal >= 99%
+  (b) each speaker held out in turn, trained on the other five: do we hear NEW voices?   goal >= 97% mean
+Each seehear run trains within TIME_BUDGET seconds on 2 CPU cores (goal: within 2 minutes).
+
+The splits are built the seehear way: a manifest CSV (path,label,speaker,split) in a work folder, trained with
+data.split_column=split (validation is carved from the training part automatically).
+
+Peer: librosa MFCC (40 coefficients + deltas, mean and std over time) + scikit-learn StandardScaler + RBF SVC.
+
+    .venv/bin/python bench/fsdd.py                       # the whole benchmark → bench/results/fsdd.json
+    .venv/bin/python bench/fsdd.py --only speakers --speakers theo,lucas --set train.epochs=20   (dev runs)
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import DATA, WORK, Bench, need
+
+# ---------------------------------------------------------------------------------------------- settings
+RECORDINGS = DATA / "fsdd" / "recordings"
+NAME = re.compile(r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav$")
+TEST_TAKES = set(range(5))  # the usual split: takes 0-4 of every speaker are the test set
+TIME_BUDGET = 100  # seconds of training per seehear run (the goal is 2 minutes, decoding and testing included)
+SEEHEAR_OVERRIDES = [f"train.time_budget={TIME_BUDGET}", "train.threads=2"]  # everything else: the default recipe
+GOAL_USUAL, GOAL_SPEAKERS_MEAN, GOAL_SECONDS = 0.99, 0.97, 120
+PEER = {"n_mfcc": 40, "n_mels": 40, "win_seconds": 0.032, "hop_seconds": 0.010, "C": 10.0}  # MFCC + SVC
+WORK_DIR = WORK / "fsdd"
+# -----------------------------------------------------------------------------------------------------------
+
+
+def recordings() -> list[dict]:
+    rows = []
+    for f in sorted(need(RECORDINGS).glob("*.wav")):
+        m = NAME.match(f.name)
+        if m:
+            rows.append({"path": str(f), "label": m["label"], "speaker": m["speaker"], "take": int(m["take"])})
+    return rows
+
+
+def write_manifest(rows: list[dict], is_test, path: Path) -> Path:
+    """path,label,speaker,split with split = test where is_test(row), else train."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "speaker", "split"])
+        for r in rows:
+            w.writerow([r["path"], r["label"], r["speaker"], "test" if is_test(r) else "train"])
+    return path
+
+
+def run_seehear(manifest: Path, out: Path, overrides=()) -> dict:
+    import seehear
+
+    t0 = time.time()
+    res = seehear.train(str(manifest), str(out), overrides=["data.split_column=split", *SEEHEAR_OVERRIDES,
+                                                            *overrides], overwrite=True, progress=False)
+    tr = res.meta["train"]
+    return {"accuracy": round(res.metrics["accuracy"], 4), "train_seconds": tr["wall_seconds"],
+            "epochs": tr["epochs_run"], "run_seconds": round(time.time() - t0, 1)}
+
+
+def mfcc_stats(path: str, sr: int | None = None) -> np.ndarray:
+    """The classic utterance vector: mean and std over time of MFCCs and their deltas."""
+    import librosa
+
+    y, sr = librosa.load(path, sr=sr)
+    n_fft = int(round(PEER["win_seconds"] * sr))
+    hop = int(round(PEER["hop_seconds"] * sr))
+    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=PEER["n_mfcc"], n_mels=PEER["n_mels"], n_fft=n_fft, hop_length=hop)
+    d = librosa.feature.delta(m, width=min(9, m.shape[1] - (1 - m.shape[1] % 2)), mode="nearest")
+    return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)])
+
+
+def run_peer(feats: np.ndarray, y: np.ndarray, test: np.ndarray) -> dict:
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    t0 = time.time()
+    clf = make_pipeline(StandardScaler(), SVC(C=PEER["C"], gamma="scale"))
+    clf.fit(feats[~test], y[~test])
+    pred = clf.predict(feats[test])
+    return {"accuracy": round(float((pred == y[test]).mean()), 4),
+            "balanced_accuracy": round(float(balanced_accuracy_score(y[test], pred)), 4),
+            "seconds": round(time.time() - t0, 2)}
+
+
+def error_ratio(ours: float, peer: float) -> float | None:
+    """seehear's error / the peer's error (< 1: seehear makes fewer mistakes)."""
+    return round((1 - ours) / (1 - peer), 3) if peer < 1 else None
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["usual", "speakers"], help="run one part only (dev)")
+    ap.add_argument("--speakers", help="comma-separated held-out speakers (dev; default all six)")
+    ap.add_argument("--set", action="append", default=[], help="extra seehear override key=value (dev)")
+    ap.add_argument("--no-peer", action="store_true", help="skip the MFCC+SVM peer (dev)")
+    args = ap.parse_args(argv)
+
+    rows = recordings()
+    speakers = sorted({r["speaker"] for r in rows})
+    held = args.speakers.split(",") if args.speakers else speakers
+    y = np.array([int(r["label"]) for r in rows])
+
+    with Bench("fsdd") as b:
+        b.figures["data"] = {"files": len(rows), "speakers": speakers, "credit": "FSDD, CC BY-SA 4.0, Jakobovski et al."}
+        b.figures["seehear_overrides"] = SEEHEAR_OVERRIDES + args.set
+        b.figures["peer"] = {"what": "librosa MFCC (40 + deltas, mean+std over time) + StandardScaler + RBF SVC",
+                             **PEER}
+        feats = None
+        if not args.no_peer:
+            t0 = time.time()
+            feats = np.stack([mfcc_stats(r["path"]) for r in rows])
+            b.figures["peer"]["feature_seconds"] = round(time.time() - t0, 1)
+
+        if args.only in (None, "usual"):
+            print("== usual split (takes 0-4 test)", file=sys.stderr, flush=True)
+            man = write_manifest(rows, lambda r: r["take"] in TEST_TAKES, WORK_DIR / "usual.csv")
+            ours = run_seehear(man, WORK_DIR / "runs" / "usual", args.set)
+            usual = {"seehear": ours}
+            if feats is not None:
+                peer = run_peer(feats, y, np.array([r["take"] in TEST_TAKES for r in rows]))
+                usual.update(peer=peer, error_ratio=error_ratio(ours["accuracy"], peer["accuracy"]))
+            b.figures["usual_split"] = usual
+            print(usual, file=sys.stderr, flush=True)
+            b.goal("usual_split_accuracy", GOAL_USUAL, ours["accuracy"])
+            b.goal("usual_split_train_seconds", GOAL_SECONDS, ours["train_seconds"], higher_is_better=False, unit="s")
+
+        if args.only in (None, "speakers"):
+            per = {}
+            for spk in held:
+                print(f"== speaker {spk} held out", file=sys.stderr, flush=True)
+                man = write_manifest(rows, lambda r, s=spk: r["speaker"] == s, WORK_DIR / f"held_{spk}.csv")
+                per[spk] = {"seehear": run_seehear(man, WORK_DIR / "runs" / f"held_{spk}", args.set)}
+                if feats is not None:
+                    per[spk]["peer"] = run_peer(feats, y, np.array([r["speaker"] == spk for r in rows]))
+                print(spk, per[spk], file=sys.stderr, flush=True)
+            acc = {s: v["seehear"]["accuracy"] for s, v in per.items()}
+            summary = {"seehear_mean": round(statistics.mean(acc.values()), 4),
+                       "seehear_min": round(min(acc.values()), 4), "seehear_hardest": min(acc, key=acc.get),
+                       "seehear_max_train_seconds": max(v["seehear"]["train_seconds"] for v in per.values())}
+            if feats is not None:
+                pacc = {s: v["peer"]["accuracy"] for s, v in per.items()}
+                summary.update(peer_mean=round(statistics.mean(pacc.values()), 4),
+                               peer_min=round(min(pacc.values()), 4),
+                               error_ratio=error_ratio(summary["seehear_mean"], statistics.mean(pacc.values())))
+            b.figures["speaker_held_out"] = {"per_speaker": per, **summary}
+            print(summary, file=sys.stderr, flush=True)
+            b.goal("speaker_held_out_mean_accuracy", GOAL_SPEAKERS_MEAN, summary["seehear_mean"])
+            b.goal("speaker_held_out_max_train_seconds", GOAL_SECONDS, summary["seehear_max_train_seconds"],
+                   higher_is_better=False, unit="s")
+        b.notes.extend(NOTES)
+
+
+# What was tried while tuning RECIPES["audio-words"] (speaker-held-out folds as the dev signal), in order.
+NOTES: list[str] = []
+
+if __name__ == "__main__":
+    main()
