@@ -6,14 +6,18 @@ STAMP  := $(VENV)/.seehear-installed
 BENCH  ?= all
 # pip must not pick up local wheels of other torch builds: only the pinned PyPI versions.
 PIP_FLAGS := --disable-pip-version-check --no-input
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip warns about every unused local index a machine's pip.conf names; only real problems should show.
+QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
 .PHONY: setup sysdeps demo test test-fast bench clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -q -r requirements.txt
-	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e .
+	$(PY) -m pip install $(PIP_FLAGS) -q -r requirements.txt $(QUIET_PIP)
+	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e . $(QUIET_PIP)
 	@touch $@
 
 # Debian packages: espeak-ng synthesizes speech for the demo and tests; sox for audio tools.

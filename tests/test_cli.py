@@ -96,3 +96,19 @@ def test_cli_predict_formats(shapes_dir, tmp_path):
     assert csv.stdout.splitlines()[0].startswith("file,label,probability")
     tab = run_cli("predict", out, f)
     assert rows[0]["label"] in tab.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_resume(shapes_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "seehear", "train", str(shapes_dir), "--out", str(out),
+                             "--model", "small_cnn", "--epochs", "200", "--set", "train.threads=1", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130
+    assert "--resume" in err and "Traceback" not in err
+    assert (out / "checkpoints" / "last.ckpt").is_file()

@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
+    ex = sub.add_parser("export", help="the trained run as ONNX (front end included), checked against PyTorch")
+    ex.add_argument("run")
+    ex.add_argument("--out", help="file to write (default RUN/model.onnx)")
+
     md = sub.add_parser("models", help="list the registered models")
     md.add_argument("--modality", choices=["image", "audio"])
 
@@ -126,6 +130,14 @@ def _cmd_predict(a) -> int:
     return 1 if rows and all("error" in r for r in rows) else 0
 
 
+def _cmd_export(a) -> int:
+    from seehear.deploy.onnx import export_onnx
+
+    path = export_onnx(a.run, a.out)
+    print(f"written {path} (labels and input spec in {path.with_suffix('.json')})")
+    return 0
+
+
 def _cmd_models(a) -> int:
     from seehear.models.registry import list_models
 
@@ -144,7 +156,7 @@ def _cmd_demo(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     handler = {"data": _cmd_check, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-               "models": _cmd_models, "demo": _cmd_demo}[a.command]
+               "models": _cmd_models, "export": _cmd_export, "demo": _cmd_demo}[a.command]
     try:
         return handler(a)
     except SeehearError as e:

@@ -119,8 +119,13 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     start = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
-                    ckpt_path=str(last) if resume and last.is_file() else None)
+        try:
+            trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
+                        ckpt_path=str(last) if resume and last.is_file() else None)
+        except SystemExit:  # Lightning turns Ctrl-C into sys.exit(1); callers want to say how to resume
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     model.eval()
     return {"epochs_run": int(trainer.current_epoch), "wall_seconds": round(time.time() - start, 2),
             "train_seconds": round(module.train_seconds, 2), "device": device, "precision": precision,

@@ -1,0 +1,55 @@
+"""Run benchmarks, each as its own process (so that peak memory is per benchmark), streaming their output.
+
+    python bench/run.py all                      # hardware, fsdd, emodb, cifar10, in that order
+    python bench/run.py cifar10                  # one: bench/cifar10.py → bench/results/cifar10.json
+    python bench/run.py cifar10 --budget 1800    # arguments after a single name go to its script
+
+Under `all`, a name whose script is missing is skipped with a message (a single missing name is an error, exit 2);
+the exit status is 1 when any benchmark failed.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ALL = ["hardware", "fsdd", "emodb", "cifar10"]
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    name, extra = argv[0], argv[1:]
+    if name == "all" and extra:
+        print("bench: arguments go to one benchmark at a time, not to `all`", file=sys.stderr)
+        return 2
+    names = ALL if name == "all" else [name]
+    status: dict[str, str] = {}
+    for n in names:
+        script = BENCH / f"{n}.py"
+        if not script.is_file():
+            known = ", ".join(sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in ("common", "run")))
+            if name != "all":  # asked for by name: a typo must not pass as success
+                print(f"bench: {script.relative_to(BENCH.parent)} does not exist (benchmarks here: {known})",
+                      file=sys.stderr)
+                return 2
+            print(f"== {n}: skipped, {script.relative_to(BENCH.parent)} does not exist", flush=True)
+            status[n] = "skipped (no script)"
+            continue
+        print(f"== {n}: {sys.executable} {script.relative_to(BENCH.parent)} {' '.join(extra)}".rstrip(), flush=True)
+        t = time.time()
+        try:
+            rc = subprocess.call([sys.executable, str(script), *extra], cwd=BENCH.parent)  # output streams through
+        except KeyboardInterrupt:  # the child got the Ctrl-C too
+            print(f"\n== {n}: interrupted", flush=True)
+            return 130
+        status[n] = f"{'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.time() - t:.0f} s"
+    print("== summary: " + "; ".join(f"{n} {s}" for n, s in status.items()), flush=True)
+    return 1 if any(s.startswith("FAILED") for s in status.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

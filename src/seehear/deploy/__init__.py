@@ -1,0 +1,1 @@
+"""Deployment: the trained run as a file other runtimes load (ONNX), and later serving."""
