@@ -201,7 +201,7 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     split_name, (xe, ye, ie) = ("test", (xte, yte, ite)) if len(yte) else ("valid", part("valid"))
     metrics: dict = {}
     if len(ye):
-        probs = predict_probs(net, xe).numpy()
+        probs = predict_probs(net, xe, precision=cfg.train.precision).numpy()
         groups = [records[i].group for i in ie] if any(records[i].group for i in ie) else None
         metrics[split_name] = compute_metrics(ye.numpy(), probs, labels, groups)
         plot_confusion(metrics[split_name], out / "confusion.png")
@@ -239,7 +239,7 @@ def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | N
     decoded = _decode_for(loaded, source, progress)
     idx = {l: i for i, l in enumerate(loaded.labels)}
     y = np.array([idx[source.records[i].label] for i in decoded.keep])
-    probs = predict_probs(loaded.model, decoded.x).numpy()
+    probs = predict_probs(loaded.model, decoded.x, precision=loaded.cfg.train.precision).numpy()
     groups = [source.records[i].group for i in decoded.keep]
     from seehear.evaluation import compute_metrics, plot_confusion
 
@@ -259,7 +259,8 @@ def predict(run, inputs: str | Path | Sequence[str | Path], *, top_k: int = 3, p
     source = list_files(paths)
     set_threads(loaded.cfg)
     decoded = _decode_for(loaded, source, progress)
-    probs = predict_probs(loaded.model, decoded.x) if decoded.keep else torch.zeros(0, len(loaded.labels))
+    probs = (predict_probs(loaded.model, decoded.x, precision=loaded.cfg.train.precision) if decoded.keep
+             else torch.zeros(0, len(loaded.labels)))
     k = max(1, min(top_k, len(loaded.labels)))
     rows: list[dict] = []
     top = torch.topk(probs, k, dim=1) if len(probs) else None

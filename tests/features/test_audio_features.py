@@ -62,6 +62,23 @@ def test_utterance_normalisation():
     assert (y.std(dim=-1, unbiased=False) - 1).abs().max() < 1e-2
 
 
+def test_global_normalisation_keeps_band_levels():
+    x = _signal()
+    raw = LogMel(normalize="none")(x)
+    y = LogMel(normalize="global")(x)
+    assert y.shape == raw.shape and y.dtype == torch.float32
+    assert y.mean(dim=(1, 2, 3)).abs().max() < 1e-4  # per clip, over all bands and frames
+    assert (y.std(dim=(1, 2, 3), unbiased=False) - 1).abs().max() < 1e-3
+    # one affine map per clip: the differences between bands (spectral tilt) survive, unlike 'utterance'
+    scale = raw[0].std(unbiased=False)
+    assert torch.allclose(y[0] * scale, raw[0] - raw[0].mean(), atol=1e-3)
+    assert LogMel(normalize="utterance")(x).mean(dim=-1).abs().max() < 1e-4
+    assert y.mean(dim=-1).abs().max() > 0.1
+    # loudness is a log offset: 'global' removes it
+    assert torch.allclose(LogMel(normalize="global")(4 * x), y, atol=1e-3)
+    assert MFCC(normalize="global", n_mfcc=13)(x).shape == (2, 1, 13, 101)
+
+
 def test_bf16_autocast_stays_float32():
     x = _signal()
     m = LogMel()
@@ -77,7 +94,7 @@ def test_build_frontend_and_errors():
     with pytest.raises(ConfigError):
         build_audio_frontend(AudioConfig(features="wavelets"))
     with pytest.raises(ConfigError):
-        LogMel(normalize="global")
+        LogMel(normalize="per-speaker")
     with pytest.raises(ConfigError):
         MFCC(n_mels=20, n_mfcc=40)
     assert "basis" not in LogMel().state_dict()  # derived buffers stay out of checkpoints

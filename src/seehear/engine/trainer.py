@@ -135,14 +135,25 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
 
 
 @torch.inference_mode()
-def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Class probabilities for raw inputs (uint8 images or int16/float waves), in batches."""
+def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256,
+                  precision: str = "auto") -> torch.Tensor:
+    """Class probabilities for raw inputs (uint8 images or int16/float waves), in batches.
+
+    Runs under bf16 autocast where the hardware has it (as training does; 2-4x faster on CPU) unless
+    precision="32"; images go in channels_last, the layout the convolutions are fastest in."""
     model.eval()
     dev = next(model.parameters()).device
+    use_bf16 = str(precision) in ("auto", "bf16", "bf16-mixed") and bf16_supported(dev.type)
+    if model.modality == "image":
+        model.to(memory_format=torch.channels_last)
     out = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(dev)
         if model.modality == "audio" and xb.dtype == torch.int16:
             xb = xb.float() / 32767.0
-        out.append(torch.softmax(model(xb).float(), dim=1).cpu())
+        elif xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+            logits = model(xb)
+        out.append(torch.softmax(logits.float(), dim=1).cpu())
     return torch.cat(out) if out else torch.zeros(0, len(model.labels))

@@ -39,6 +39,18 @@ def utterance_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (x - mean) * torch.rsqrt(var + eps)
 
 
+def global_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per clip: zero mean and unit std over all bands and frames together. Removes loudness (a log offset) but,
+    unlike 'utterance', keeps the spectral tilt and each band's level and variation over time (which carry
+    emotion, stress and speaker cues)."""
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    var = x.var(dim=(-2, -1), keepdim=True, unbiased=False)
+    return (x - mean) * torch.rsqrt(var + eps)
+
+
+NORMALIZERS = {"utterance": utterance_normalize, "global": global_normalize, "none": None}
+
+
 class LogMel(nn.Module):
     """Log mel spectrogram, [B, S] float (or int16) -> [B, 1, n_mels, 1 + S // hop_length] float32."""
 
@@ -47,8 +59,8 @@ class LogMel(nn.Module):
         super().__init__()
         if win_length > n_fft:
             raise ConfigError(f"audio.win_length ({win_length}) must be <= audio.n_fft ({n_fft})")
-        if normalize not in ("utterance", "none"):
-            raise ConfigError(f"audio.normalize must be 'utterance' or 'none', got {normalize!r}")
+        if normalize not in NORMALIZERS:
+            raise ConfigError(f"audio.normalize must be one of {', '.join(NORMALIZERS)}, got {normalize!r}")
         f_max = float(f_max) if f_max is not None else sample_rate / 2.0
         if not 0.0 <= f_min < f_max <= sample_rate / 2.0:
             raise ConfigError(f"audio.f_min/f_max must satisfy 0 <= f_min < f_max <= sample_rate/2, "
@@ -100,9 +112,8 @@ class LogMel(nn.Module):
 
     def _forward32(self, wave: torch.Tensor) -> torch.Tensor:
         x = self._features(wave)
-        if self.normalize == "utterance":
-            x = utterance_normalize(x)
-        return x[:, None]  # [B, 1, F, T]
+        norm = NORMALIZERS[self.normalize]
+        return (norm(x) if norm is not None else x)[:, None]  # [B, 1, F, T]
 
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
@@ -111,8 +122,8 @@ class LogMel(nn.Module):
 
 
 class MFCC(LogMel):
-    """MFCCs: DCT-II (orthonormal) of the log-mel bands, [B, S] -> [B, 1, n_mfcc, T]. Normalisation ('utterance')
-    is applied to the cepstra, i.e. classic CMVN."""
+    """MFCCs: DCT-II (orthonormal) of the log-mel bands, [B, S] -> [B, 1, n_mfcc, T]. Normalisation is applied to
+    the cepstra ('utterance' is classic CMVN)."""
 
     def __init__(self, sample_rate: int = 16000, n_fft: int = 512, win_length: int = 400, hop_length: int = 160,
                  n_mels: int = 40, f_min: float = 20.0, f_max: float | None = None, normalize: str = "utterance",

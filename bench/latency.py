@@ -1,0 +1,94 @@
+"""Inference latency, batch 1, one thread, end to end (raw samples or pixels in, label out; front end included),
+eager PyTorch and ONNX Runtime side by side. Goals (issue 4): a spoken-word model answers a 1 s clip in <= 1 ms, an
+image model a 32x32 image in <= 0.5 ms.
+
+Latency depends on the architecture, not on the weights, so the models are built from the default recipes (the ones
+the fsdd and cifar10 benchmarks train); pass --run DIR to time a trained run folder instead.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from common import Bench
+
+GOALS_MS = {"audio": 1.0, "image": 0.5}
+WARMUP, ITERS = 50, 500
+
+
+def time_ms(fn) -> dict:
+    for _ in range(WARMUP):
+        fn()
+    ts = []
+    for _ in range(ITERS):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1000)
+    ts.sort()
+    return {"median_ms": round(statistics.median(ts), 4), "p90_ms": round(ts[int(0.9 * len(ts))], 4)}
+
+
+def recipe_model(modality: str):
+    from seehear.models.recognizer import build_recognizer
+    from seehear.recipes import resolve
+
+    cfg = resolve("audio-words" if modality == "audio" else "image-small")
+    labels = [str(i) for i in range(10)]
+    return build_recognizer(cfg, labels, modality).eval(), cfg
+
+
+def measure(model, example: torch.Tensor, name: str) -> dict:
+    from seehear.deploy.onnx import OPSET, onnx_session
+
+    out = {"model": name, "params": sum(p.numel() for p in model.parameters())}
+    with torch.inference_mode():
+        out["eager"] = time_ms(lambda: model(example).argmax(1))
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Path(d) / "m.onnx"
+        torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["logits"],
+                          opset_version=OPSET, dynamo=False)
+        sess = onnx_session(path, threads=1)
+        feed = {"input": example.numpy()}
+        out["onnxruntime"] = time_ms(lambda: sess.run(None, feed)[0].argmax(1))
+    out["speedup_ort_vs_eager"] = round(out["eager"]["median_ms"] / out["onnxruntime"]["median_ms"], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", action="append", default=[], help="time trained run folders instead of the recipes")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cases = []
+    if args.run:
+        from seehear.deploy.onnx import example_input
+        from seehear.engine.run_folder import load_run
+
+        for r in args.run:
+            run = load_run(r)
+            cases.append((run.modality, run.model, example_input(run.meta["input"], batch=1), run.meta["model"]["name"]))
+    else:
+        for modality in ("audio", "image"):
+            model, cfg = recipe_model(modality)
+            x = (0.1 * torch.randn(1, int(cfg.audio.sample_rate * cfg.audio.clip_seconds)) if modality == "audio"
+                 else torch.randint(0, 256, (1, cfg.image.channels, cfg.image.size, cfg.image.size), dtype=torch.uint8))
+            cases.append((modality, model, x, cfg.model.name))
+    with Bench("latency") as b:
+        for modality, model, x, name in cases:
+            m = measure(model, x, name)
+            b.figures[modality] = m
+            best = min(m["eager"]["median_ms"], m["onnxruntime"]["median_ms"])
+            b.goal(f"{modality}_batch1_ms", GOALS_MS[modality], best, higher_is_better=False, unit="ms")
+        b.notes.append("batch 1, torch.set_num_threads(1) and ORT intra_op_num_threads=1; input is raw samples "
+                       "(1 s at 16 kHz) or uint8 pixels, so the front end is included")
+
+
+if __name__ == "__main__":
+    main()
