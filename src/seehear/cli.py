@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a recognizer on DATA into a run folder")
     tr.add_argument("data")
     tr.add_argument("--out", required=True, help="run folder to create, e.g. runs/digits")
-    tr.add_argument("--config", help="YAML with settings (see docs/config.md); flags below win over it")
+    tr.add_argument("--config", help="YAML with settings (docs/example-config.yaml lists them all); "
+                                     "flags below win over it")
     tr.add_argument("--model", help="a registered model (see `seehear models`)")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--time-budget", type=parse_duration, help="stop training after this long, e.g. 5m")

@@ -81,7 +81,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 30
     time_budget: Optional[float] = None  # seconds; training stops when it is spent (epochs is then an upper bound)
-    batch_size: int = 64
+    batch_size: int = 64  # capped at 1/8 of the training set (at least 8), so small data gets several steps
     optimizer: str = "adamw"  # sgd | adam | adamw | rmsprop
     lr: float = 3e-3
     momentum: float = 0.9

@@ -87,7 +87,9 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     num_classes = len(model.labels)
     counts = torch.bincount(y, minlength=num_classes).float()
     class_w = (counts.sum() / (num_classes * counts.clamp(min=1))) if t.class_weights else None
-    loader = Batches(x, y, t.batch_size, shuffle=True, seed=t.seed, drop_last=True)
+    # Small data sets still get several optimiser steps per epoch: the batch shrinks to at most 1/8 of the data.
+    batch_size = max(1, min(t.batch_size, max(8, len(y) // 8)))
+    loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True)
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
     module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w)
     if model.modality == "image":
@@ -129,7 +131,7 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     model.eval()
     return {"epochs_run": int(trainer.current_epoch), "wall_seconds": round(time.time() - start, 2),
             "train_seconds": round(module.train_seconds, 2), "device": device, "precision": precision,
-            "threads": threads, "resumed": bool(resume and last.is_file()),
+            "threads": threads, "batch_size": batch_size, "resumed": bool(resume and last.is_file()),
             "stopped_early": bool(trainer.should_stop and trainer.current_epoch < t.epochs),
             "steps": int(trainer.global_step)}
 
