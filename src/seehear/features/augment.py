@@ -86,14 +86,16 @@ def speed_perturb(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def pink_noise(shape, generator=None, device=None) -> torch.Tensor:
-    """1/f noise: white noise shaped in the frequency domain, unit RMS per row."""
-    white = _randn(shape, generator, device)
+def pink_noise(shape, generator=None, device=None, white: torch.Tensor | None = None) -> torch.Tensor:
+    """1/f noise: white noise (drawn, or the given `white` [B, S]) shaped in the frequency domain, unit RMS per
+    row."""
+    if white is None:
+        white = _randn(shape, generator, device)
     spec = torch.fft.rfft(white, dim=-1)
     k = torch.arange(spec.shape[-1], device=white.device, dtype=white.dtype)
     spec = spec / k.clamp_min(1.0).sqrt()
     spec[..., 0] = 0  # no DC offset
-    pink = torch.fft.irfft(spec, n=shape[-1], dim=-1)
+    pink = torch.fft.irfft(spec, n=white.shape[-1], dim=-1)
     return pink / pink.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)
 
 
@@ -128,12 +130,16 @@ def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Gener
         snr = lo + (hi - lo) * _rand(b, generator, dev)
         use = _rand(b, generator, dev) < cfg.noise_prob
         pink = _rand(b, generator, dev) < 0.5
-        white = _randn((b, s), generator, dev)
-        white = white / white.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)
-        noise = torch.where(pink[:, None], pink_noise((b, s), generator, dev), white)  # unit RMS
-        sig_rms = x.pow(2).mean(dim=-1).sqrt()
-        scale = sig_rms * torch.pow(10.0, -snr / 20.0) * use
-        x = x + noise * scale[:, None]
+        rows = use.nonzero().flatten()  # noise is drawn only for the clips that get it (half the cost at p=0.5)
+        if len(rows):
+            white = _randn((len(rows), s), generator, dev)
+            is_pink = pink[rows]
+            noise = white / white.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)  # unit RMS
+            if is_pink.any():
+                noise[is_pink] = pink_noise(None, white=white[is_pink])
+            xr = x[rows]
+            scale = xr.pow(2).mean(dim=-1).sqrt() * torch.pow(10.0, -snr[rows] / 20.0)
+            x = x.index_copy(0, rows, xr + noise * scale[:, None])
     return x
 
 
