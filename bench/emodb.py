@@ -66,10 +66,13 @@ def recipe_settings(name: str) -> dict:
 
 
 def run_seehear(manifest: Path, out: Path, recipe: str, overrides=()) -> dict:
+    """Train with every setting from `recipe` (resolved over the defaults, as a whole config: nothing leaks in from
+    the auto-picked words recipe), plus the overrides."""
     import seehear
+    from seehear.recipes import resolve
 
     t0 = time.time()
-    res = seehear.train(str(manifest), str(out), config=recipe_settings(recipe),
+    res = seehear.train(str(manifest), str(out), config=resolve(recipe),
                         overrides=["data.split_column=split", *SEEHEAR_OVERRIDES, *overrides], overwrite=True,
                         progress=False)
     tr = res.meta["train"]

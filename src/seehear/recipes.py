@@ -40,6 +40,18 @@ RECIPES: dict[str, dict] = {
         "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 64, "epochs": 45,
                   "schedule": "onecycle", "label_smoothing": 0.1},
     },
+    # Emotion in speech (not auto-picked; `--config` a YAML that names these settings, or bench/emodb.py). Pitch and
+    # prosody carry emotion, so: full-band log-mel, per-clip 'global' normalisation (keeps each band's level and
+    # movement), no speed perturbation (it shifts pitch), whole 2 s clips. A reasoned default, not yet tuned.
+    "audio-emotion": {
+        "model": {"name": "tcresnet8"},
+        "audio": {"sample_rate": 16000, "clip_seconds": 2.0, "crop": "center", "features": "logmel", "n_mels": 40,
+                  "normalize": "global"},
+        "augment": {"time_shift": 0.1, "speed": None, "noise_snr_db": [15.0, 40.0], "noise_prob": 0.5,
+                    "freq_masks": 2, "freq_width": 4, "time_masks": 2, "time_width": 20},
+        "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 32, "epochs": 60,
+                  "schedule": "onecycle", "label_smoothing": 0.1},
+    },
 }
 
 
