@@ -14,7 +14,6 @@ Peer: librosa MFCC (40 coefficients + deltas, mean and std over time) + scikit-l
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import DATA, WORK, Bench, need
+from peer import error_ratio, peer_features, run_peer, write_manifest
 
 # ---------------------------------------------------------------------------------------------- settings
 FILES = DATA / "emodb" / "wav"
@@ -35,7 +35,6 @@ FOLDS = [("03", "08"), ("10", "09"), ("11", "13"), ("12", "14"), ("15", "16")]
 RECIPE = "audio-emotion"  # seehear's emotion recipe (src/seehear/recipes.py), passed as --config would be
 TIME_BUDGET = 100  # seconds of training per seehear run
 SEEHEAR_OVERRIDES = [f"train.time_budget={TIME_BUDGET}", "train.threads=2"]
-PEER = {"n_mfcc": 40, "n_mels": 40, "win_seconds": 0.032, "hop_seconds": 0.010, "C": 10.0}  # MFCC + SVC
 WORK_DIR = WORK / "emodb"
 # -----------------------------------------------------------------------------------------------------------
 
@@ -49,14 +48,6 @@ def recordings() -> list[dict]:
     return rows
 
 
-def write_manifest(rows: list[dict], test_speakers, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "speaker", "split"])
-        for r in rows:
-            w.writerow([r["path"], r["label"], r["speaker"], "test" if r["speaker"] in test_speakers else "train"])
-    return path
 
 
 def recipe_settings(name: str) -> dict:
@@ -80,33 +71,10 @@ def run_seehear(manifest: Path, out: Path, recipe: str, overrides=()) -> dict:
             "train_seconds": tr["wall_seconds"], "epochs": tr["epochs_run"], "run_seconds": round(time.time() - t0, 1)}
 
 
-def mfcc_stats(path: str) -> np.ndarray:
-    """The classic utterance vector: mean and std over time of MFCCs and their deltas."""
-    import librosa
-
-    y, sr = librosa.load(path, sr=None)
-    n_fft, hop = int(round(PEER["win_seconds"] * sr)), int(round(PEER["hop_seconds"] * sr))
-    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=PEER["n_mfcc"], n_mels=PEER["n_mels"], n_fft=n_fft, hop_length=hop)
-    d = librosa.feature.delta(m, mode="nearest")
-    return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)])
 
 
-def run_peer(feats: np.ndarray, y: np.ndarray, test: np.ndarray) -> dict:
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    clf = make_pipeline(StandardScaler(), SVC(C=PEER["C"], gamma="scale"))
-    clf.fit(feats[~test], y[~test])
-    pred = clf.predict(feats[test])
-    return {"accuracy": round(float((pred == y[test]).mean()), 4),
-            "uar": round(float(balanced_accuracy_score(y[test], pred)), 4)}
 
 
-def error_ratio(ours: float, peer: float) -> float | None:
-    """seehear's error / the peer's error (< 1: seehear makes fewer mistakes)."""
-    return round((1 - ours) / (1 - peer), 3) if peer < 1 else None
 
 
 def main(argv=None) -> None:
@@ -126,19 +94,14 @@ def main(argv=None) -> None:
                              "emotions": sorted(EMOTIONS.values()), "credit": "EmoDB, Burkhardt et al. 2005"}
         b.figures["seehear"] = {"recipe": args.config, "settings": recipe_settings(args.config),
                                 "overrides": SEEHEAR_OVERRIDES + args.set}
-        b.figures["peer"] = {"what": "librosa MFCC (40 + deltas, mean+std over time) + StandardScaler + RBF SVC",
-                             **PEER}
-        feats = None
-        if not args.no_peer:
-            t0 = time.time()
-            feats = np.stack([mfcc_stats(r["path"]) for r in rows])
-            b.figures["peer"]["feature_seconds"] = round(time.time() - t0, 1)
+        feats, b.figures["peer"] = peer_features(rows, enabled=not args.no_peer)
 
         per = {}
         for held in folds:
             name = "+".join(held)
             print(f"== speakers {name} held out", file=sys.stderr, flush=True)
-            man = write_manifest(rows, set(held), WORK_DIR / f"held_{'_'.join(held)}.csv")
+            man = write_manifest(rows, lambda r, h=set(held): r["speaker"] in h,
+                                 WORK_DIR / f"held_{'_'.join(held)}.csv")
             per[name] = {"test_files": sum(r["speaker"] in held for r in rows),
                          "seehear": run_seehear(man, WORK_DIR / "runs" / f"held_{'_'.join(held)}", args.config,
                                                 args.set)}

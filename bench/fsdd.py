@@ -16,7 +16,6 @@ Peer: librosa MFCC (40 coefficients + deltas, mean and std over time) + scikit-l
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from common import DATA, WORK, Bench, need
+from peer import error_ratio, peer_features, run_peer, write_manifest
 
 # ---------------------------------------------------------------------------------------------- settings
 RECORDINGS = DATA / "fsdd" / "recordings"
@@ -34,7 +34,6 @@ TEST_TAKES = set(range(5))  # the usual split: takes 0-4 of every speaker are th
 TIME_BUDGET = 100  # seconds of training per seehear run (the goal is 2 minutes, decoding and testing included)
 SEEHEAR_OVERRIDES = [f"train.time_budget={TIME_BUDGET}", "train.threads=2"]  # everything else: the default recipe
 GOAL_USUAL, GOAL_SPEAKERS_MEAN, GOAL_SECONDS = 0.99, 0.97, 120
-PEER = {"n_mfcc": 40, "n_mels": 40, "win_seconds": 0.032, "hop_seconds": 0.010, "C": 10.0}  # MFCC + SVC
 WORK_DIR = WORK / "fsdd"
 # -----------------------------------------------------------------------------------------------------------
 
@@ -48,15 +47,6 @@ def recordings() -> list[dict]:
     return rows
 
 
-def write_manifest(rows: list[dict], is_test, path: Path) -> Path:
-    """path,label,speaker,split with split = test where is_test(row), else train."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "speaker", "split"])
-        for r in rows:
-            w.writerow([r["path"], r["label"], r["speaker"], "test" if is_test(r) else "train"])
-    return path
 
 
 def run_seehear(manifest: Path, out: Path, overrides=()) -> dict:
@@ -70,36 +60,10 @@ def run_seehear(manifest: Path, out: Path, overrides=()) -> dict:
             "epochs": tr["epochs_run"], "run_seconds": round(time.time() - t0, 1)}
 
 
-def mfcc_stats(path: str, sr: int | None = None) -> np.ndarray:
-    """The classic utterance vector: mean and std over time of MFCCs and their deltas."""
-    import librosa
-
-    y, sr = librosa.load(path, sr=sr)
-    n_fft = int(round(PEER["win_seconds"] * sr))
-    hop = int(round(PEER["hop_seconds"] * sr))
-    m = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=PEER["n_mfcc"], n_mels=PEER["n_mels"], n_fft=n_fft, hop_length=hop)
-    d = librosa.feature.delta(m, width=min(9, m.shape[1] - (1 - m.shape[1] % 2)), mode="nearest")
-    return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)])
 
 
-def run_peer(feats: np.ndarray, y: np.ndarray, test: np.ndarray) -> dict:
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    t0 = time.time()
-    clf = make_pipeline(StandardScaler(), SVC(C=PEER["C"], gamma="scale"))
-    clf.fit(feats[~test], y[~test])
-    pred = clf.predict(feats[test])
-    return {"accuracy": round(float((pred == y[test]).mean()), 4),
-            "balanced_accuracy": round(float(balanced_accuracy_score(y[test], pred)), 4),
-            "seconds": round(time.time() - t0, 2)}
 
 
-def error_ratio(ours: float, peer: float) -> float | None:
-    """seehear's error / the peer's error (< 1: seehear makes fewer mistakes)."""
-    return round((1 - ours) / (1 - peer), 3) if peer < 1 else None
 
 
 def main(argv=None) -> None:
@@ -118,13 +82,7 @@ def main(argv=None) -> None:
     with Bench("fsdd") as b:
         b.figures["data"] = {"files": len(rows), "speakers": speakers, "credit": "FSDD, CC BY-SA 4.0, Jakobovski et al."}
         b.figures["seehear_overrides"] = SEEHEAR_OVERRIDES + args.set
-        b.figures["peer"] = {"what": "librosa MFCC (40 + deltas, mean+std over time) + StandardScaler + RBF SVC",
-                             **PEER}
-        feats = None
-        if not args.no_peer:
-            t0 = time.time()
-            feats = np.stack([mfcc_stats(r["path"]) for r in rows])
-            b.figures["peer"]["feature_seconds"] = round(time.time() - t0, 1)
+        feats, b.figures["peer"] = peer_features(rows, enabled=not args.no_peer)
 
         if args.only in (None, "usual"):
             print("== usual split (takes 0-4 test)", file=sys.stderr, flush=True)
