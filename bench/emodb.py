@@ -14,6 +14,8 @@ Peer: librosa MFCC (40 coefficients + deltas, mean and std over time) + scikit-l
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import statistics
 import sys
@@ -48,33 +50,27 @@ def recordings() -> list[dict]:
     return rows
 
 
-
-
-def recipe_settings(name: str) -> dict:
-    from seehear.recipes import RECIPES
-
-    return RECIPES[name]
-
-
 def run_seehear(manifest: Path, out: Path, recipe: str, overrides=()) -> dict:
     """Train with every setting from `recipe` (resolved over the defaults, as a whole config: nothing leaks in from
     the auto-picked words recipe), plus the overrides."""
     import seehear
     from seehear.recipes import resolve
 
-    t0 = time.time()
+    t0, load = time.time(), round(os.getloadavg()[0], 2)  # the 2 cores are shared: a busy machine fits fewer epochs
     res = seehear.train(str(manifest), str(out), config=resolve(recipe),
                         overrides=["data.split_column=split", *SEEHEAR_OVERRIDES, *overrides], overwrite=True,
                         progress=False)
     tr = res.meta["train"]
     return {"accuracy": round(res.metrics["accuracy"], 4), "uar": round(res.metrics["balanced_accuracy"], 4),
-            "train_seconds": tr["wall_seconds"], "epochs": tr["epochs_run"], "run_seconds": round(time.time() - t0, 1)}
+            "train_seconds": tr["wall_seconds"], "epochs": tr["epochs_run"],
+            "stopped_by_time_budget": tr["stopped_early"], "run_seconds": round(time.time() - t0, 1),
+            "load_before": load}
 
 
-
-
-
-
+def settings_of(run_dir: Path) -> dict:
+    """The settings a run actually trained with (from its meta.json)."""
+    meta = json.loads((run_dir / "meta.json").read_text())
+    return {k: meta["config"][k] for k in ("model", "audio", "augment", "train")}
 
 
 def main(argv=None) -> None:
@@ -92,8 +88,7 @@ def main(argv=None) -> None:
     with Bench("emodb") as b:
         b.figures["data"] = {"files": len(rows), "speakers": sorted({r["speaker"] for r in rows}),
                              "emotions": sorted(EMOTIONS.values()), "credit": "EmoDB, Burkhardt et al. 2005"}
-        b.figures["seehear"] = {"recipe": args.config, "settings": recipe_settings(args.config),
-                                "overrides": SEEHEAR_OVERRIDES + args.set}
+        b.figures["seehear"] = {"recipe": args.config, "overrides": SEEHEAR_OVERRIDES + args.set}
         feats, b.figures["peer"] = peer_features(rows, enabled=not args.no_peer)
 
         per = {}
@@ -118,6 +113,7 @@ def main(argv=None) -> None:
             summary.update(peer_accuracy_mean=mean("peer", "accuracy"), peer_uar_mean=mean("peer", "uar"),
                            uar_error_ratio=error_ratio(summary["seehear_uar_mean"], mean("peer", "uar")))
         b.figures["folds"] = per
+        b.figures["seehear"]["settings"] = settings_of(WORK_DIR / "runs" / f"held_{'_'.join(folds[0])}")
         b.figures.update(summary)
         print(summary, file=sys.stderr, flush=True)
         if feats is not None:

@@ -16,6 +16,8 @@ Peer: librosa MFCC (40 coefficients + deltas, mean and std over time) + scikit-l
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import statistics
 import sys
@@ -47,23 +49,25 @@ def recordings() -> list[dict]:
     return rows
 
 
-
-
 def run_seehear(manifest: Path, out: Path, overrides=()) -> dict:
+    """Train with seehear's defaults (the audio recipe it picks itself) plus the benchmark's few overrides.
+    `load_before` is the machine's 1-minute load average at the start: the 2 cores are shared, and a busy machine
+    gets fewer epochs into the time budget."""
     import seehear
 
-    t0 = time.time()
+    t0, load = time.time(), round(os.getloadavg()[0], 2)
     res = seehear.train(str(manifest), str(out), overrides=["data.split_column=split", *SEEHEAR_OVERRIDES,
                                                             *overrides], overwrite=True, progress=False)
     tr = res.meta["train"]
     return {"accuracy": round(res.metrics["accuracy"], 4), "train_seconds": tr["wall_seconds"],
-            "epochs": tr["epochs_run"], "run_seconds": round(time.time() - t0, 1)}
+            "epochs": tr["epochs_run"], "stopped_by_time_budget": tr["stopped_early"],
+            "run_seconds": round(time.time() - t0, 1), "load_before": load}
 
 
-
-
-
-
+def settings_of(run_dir: Path) -> dict:
+    """The recipe seehear picked and the settings a run actually trained with (from its meta.json)."""
+    meta = json.loads((run_dir / "meta.json").read_text())
+    return {"recipe": meta["recipe"], **{k: meta["config"][k] for k in ("model", "audio", "augment", "train")}}
 
 
 def main(argv=None) -> None:
@@ -93,6 +97,7 @@ def main(argv=None) -> None:
                 peer = run_peer(feats, y, np.array([r["take"] in TEST_TAKES for r in rows]))
                 usual.update(peer=peer, error_ratio=error_ratio(ours["accuracy"], peer["accuracy"]))
             b.figures["usual_split"] = usual
+            b.figures["seehear_settings"] = settings_of(WORK_DIR / "runs" / "usual")
             print(usual, file=sys.stderr, flush=True)
             b.goal("usual_split_accuracy", GOAL_USUAL, ours["accuracy"])
             b.goal("usual_split_train_seconds", GOAL_SECONDS, ours["train_seconds"], higher_is_better=False, unit="s")
@@ -116,6 +121,7 @@ def main(argv=None) -> None:
                                peer_min=round(min(pacc.values()), 4),
                                error_ratio=error_ratio(summary["seehear_mean"], statistics.mean(pacc.values())))
             b.figures["speaker_held_out"] = {"per_speaker": per, **summary}
+            b.figures.setdefault("seehear_settings", settings_of(WORK_DIR / "runs" / f"held_{held[0]}"))
             print(summary, file=sys.stderr, flush=True)
             b.goal("speaker_held_out_mean_accuracy", GOAL_SPEAKERS_MEAN, summary["seehear_mean"])
             b.goal("speaker_held_out_max_train_seconds", GOAL_SECONDS, summary["seehear_max_train_seconds"],
