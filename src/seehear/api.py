@@ -122,7 +122,18 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
           time_budget: float | None = None, label_pattern: str | None = None, split_by: str | None = None,
           overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
           progress: bool = True) -> TrainResult:
-    """Train a classifier on DATA and write a complete run folder to OUT; returns its test metrics."""
+    """Train a recognizer on DATA and write a complete run folder to OUT; returns its test metrics.
+
+    The task (config `task`, or `task=...` in overrides) picks what is learned: classify (a label per clip, the
+    default), transcribe (speech to text, seehear.tasks.transcribe) or speakers (speaker embeddings,
+    seehear.tasks.speakers)."""
+    task = _task_of(config, overrides, Path(out), resume)
+    if task != "classify":
+        import importlib
+
+        mod = importlib.import_module(f"seehear.tasks.{task}")
+        return mod.train(data, out, config=config, model=model, epochs=epochs, time_budget=time_budget,
+                         overrides=overrides, resume=resume, overwrite=overwrite, progress=progress)
     out = Path(out)
     _prepare_run_dir(out, resume, overwrite)
     named: dict[str, dict] = {"model": {"name": model}, "train": {"epochs": epochs, "time_budget": time_budget},
@@ -215,6 +226,26 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     rf.write_meta(out, meta)
     write_report(out)
     return TrainResult(out, metrics.get(split_name, {}), meta)
+
+
+TASKS = ("classify", "transcribe", "speakers")
+
+
+def _task_of(config, overrides: Sequence[str], out: Path, resume: bool) -> str:
+    """The task a train call asks for: --set task=..., else the config's, else the resumed run's, else classify."""
+    task = None
+    for a in overrides:
+        if a.split("=", 1)[0].strip() == "task":
+            task = a.split("=", 1)[1].strip()
+    if task is None:
+        user = _user_settings(config)
+        task = user.get("task") if isinstance(user, dict) else None
+    if task is None and resume and (out / "config.yaml").is_file():
+        task = RunConfig.from_yaml(out / "config.yaml").task
+    task = task or "classify"
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    return task
 
 
 def _decode_for(loaded: rf.LoadedRun, source: Source, progress: bool):

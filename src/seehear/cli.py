@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder to create, e.g. runs/digits")
     tr.add_argument("--config", help="YAML with settings (docs/example-config.yaml lists them all); "
                                      "flags below win over it")
+    tr.add_argument("--task", choices=["classify", "transcribe", "speakers"],
+                    help="what to learn: a label per clip (classify, the default), speech to text (transcribe, "
+                         "from transcripts), or speaker embeddings (speakers, from speaker names)")
     tr.add_argument("--model", help="a registered model (see `seehear models`)")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--time-budget", type=parse_duration, help="stop training after this long, e.g. 5m")
@@ -68,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     md = sub.add_parser("models", help="list the registered models")
     md.add_argument("--modality", choices=["image", "audio"])
 
+    import importlib
+
+    for name in ("transcribe", "speakers"):  # each task's own commands live beside it (seehear/tasks/*_cli.py)
+        importlib.import_module(f"seehear.tasks.{name}_cli").add_commands(sub)
+
     dm = sub.add_parser("demo", help="train and evaluate two recognizers on generated data (about 3 minutes)")
     dm.add_argument("--out", default="demo-runs")
     return p
@@ -86,7 +94,8 @@ def _cmd_train(a) -> int:
     from seehear.api import train
 
     r = train(a.data, a.out, config=a.config, model=a.model, epochs=a.epochs, time_budget=a.time_budget,
-              label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides, resume=a.resume,
+              label_pattern=a.label_pattern, split_by=a.split_by,
+              overrides=([f"task={a.task}"] if a.task else []) + a.overrides, resume=a.resume,
               overwrite=a.overwrite, progress=not a.quiet)
     from seehear.evaluation import format_metrics
 
@@ -156,8 +165,9 @@ def _cmd_demo(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    handler = {"data": _cmd_check, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-               "models": _cmd_models, "export": _cmd_export, "demo": _cmd_demo}[a.command]
+    handler = getattr(a, "handler", None) or {
+        "data": _cmd_check, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+        "models": _cmd_models, "export": _cmd_export, "demo": _cmd_demo}[a.command]
     try:
         return handler(a)
     except SeehearError as e:

@@ -103,7 +103,33 @@ class TrainConfig:
 
 
 @dataclass
+class TranscribeConfig:
+    """Speech to text (task: transcribe): CTC output units and decoding."""
+    units: str = "char"  # char | sentencepiece (subword units learned from the training transcripts)
+    vocab_size: int = 128  # sentencepiece vocabulary size
+    max_seconds: float = 16.0  # training utterances are cut to this; longer inputs are split by voice activity
+    decoder: str = "beam"  # greedy | beam (beam search with a word n-gram from the training text, when there is one)
+    beam_size: int = 32
+    lm_order: int = 3  # word n-gram order of the language model built from text
+    lm_text: Optional[str] = None  # extra text file (one sentence per line) for the language model
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+    lookahead_frames: Optional[int] = None  # streaming models: encoder frames of future context (None = offline)
+
+
+@dataclass
+class SpeakerConfig:
+    """Speaker embeddings (task: speakers): trained as speaker classification with an additive-angular margin."""
+    embed_dim: int = 192
+    margin: float = 0.2  # AAM-softmax margin m
+    scale: float = 30.0  # AAM-softmax scale s
+    segment_seconds: float = 3.0  # training crops; enrolment and trials use whole utterances
+    threshold: Optional[float] = None  # cosine threshold for verify; None = the EER threshold found at training
+
+
+@dataclass
 class RunConfig:
+    task: str = "classify"  # classify (a label per clip) | transcribe (speech to text) | speakers (embeddings)
     modality: str = "auto"  # auto | image | audio
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -111,6 +137,8 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    speakers: SpeakerConfig = field(default_factory=SpeakerConfig)
 
     # --- (de)serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:

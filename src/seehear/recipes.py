@@ -52,7 +52,34 @@ RECIPES: dict[str, dict] = {
         "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 32, "epochs": 60,
                   "schedule": "onecycle", "label_smoothing": 0.1},
     },
+    # Speech to text (task: transcribe): a Conformer trained with CTC on characters over 80 log-mel bands with
+    # per-utterance normalisation, SpecAugment (wide time masks as in Park et al. 2019), speed perturbation,
+    # AdamW with a one-cycle schedule; beam search with a word 3-gram from the training transcripts.
+    "asr": {
+        "task": "transcribe",
+        "model": {"name": "conformer_ctc"},
+        "audio": {"sample_rate": 16000, "features": "logmel", "n_mels": 80, "normalize": "utterance",
+                  "f_max": 8000.0},
+        "augment": {"time_shift": 0.0, "speed": [0.9, 1.1], "noise_snr_db": [15.0, 40.0], "noise_prob": 0.3,
+                    "freq_masks": 2, "freq_width": 15, "time_masks": 4, "time_width": 25},
+        "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-3, "batch_size": 32, "epochs": 60,
+                  "schedule": "onecycle", "label_smoothing": 0.0, "grad_clip": 5.0},
+    },
+    # Speaker embeddings (task: speakers): an ECAPA-style TDNN over 80 log-mel bands trained as speaker
+    # classification with AAM-softmax on 3 s crops; cosine scoring of the embeddings.
+    "speakers": {
+        "task": "speakers",
+        "model": {"name": "ecapa_small"},
+        "audio": {"sample_rate": 16000, "clip_seconds": 3.0, "crop": "start", "features": "logmel", "n_mels": 80,
+                  "normalize": "utterance"},
+        "augment": {"time_shift": 0.0, "speed": None, "noise_snr_db": [5.0, 30.0], "noise_prob": 0.5,
+                    "freq_masks": 1, "freq_width": 8, "time_masks": 1, "time_width": 20},
+        "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 2e-4, "batch_size": 64, "epochs": 40,
+                  "schedule": "onecycle", "label_smoothing": 0.0},
+    },
 }
+
+TASK_RECIPES = {"transcribe": "asr", "speakers": "speakers"}  # the recipe each non-classification task starts from
 
 
 def pick_recipe(modality: str, median_image_side: float | None = None) -> str:

@@ -62,7 +62,8 @@ class _EpochPrinter:
         class P(pl.Callback):
             def on_train_epoch_end(self, trainer, module):
                 m = {k: float(v) for k, v in trainer.callback_metrics.items()}
-                parts = [f"{k}={m[k]:.4f}" for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in m]
+                keys = sorted(k for k in m if k.startswith(("train_", "val_")))  # whatever the task logs
+                parts = [f"{k}={m[k]:.4f}" for k in keys]
                 print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {' '.join(parts)} "
                       f"({module.train_seconds:.0f}s)", file=sys.stderr, flush=True)
 
@@ -72,6 +73,29 @@ class _EpochPrinter:
 def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tensor],
         valid: tuple[torch.Tensor, torch.Tensor] | None, run_dir: Path, resume: bool = False,
         progress: bool = True) -> dict:
+    """Train a classifier on in-memory (x, y) tensors."""
+    x, y = train
+    t = cfg.train
+    num_classes = len(model.labels)
+    counts = torch.bincount(y, minlength=num_classes).float()
+    class_w = (counts.sum() / (num_classes * counts.clamp(min=1))) if t.class_weights else None
+    # Small data sets still get several optimiser steps per epoch: the batch shrinks to at most 1/8 of the data.
+    batch_size = max(1, min(t.batch_size, max(8, len(y) // 8)))
+    loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True)
+    val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
+    module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w)
+    if model.modality == "image":
+        model.to(memory_format=torch.channels_last)
+    info = fit_module(module, cfg, loader, val_loader, run_dir, resume=resume, progress=progress)
+    model.eval()
+    return {**info, "batch_size": batch_size}
+
+
+def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume: bool = False,
+               progress: bool = True, monitor: str = "val_acc", monitor_mode: str = "max") -> dict:
+    """Run Lightning on any task's module (classification, CTC, speaker embeddings) with the run's settings:
+    precision, atomic resumable checkpoints, time budget (the module's `train_seconds`), EMA, early stopping on
+    `monitor`, logs. Returns what happened."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -83,25 +107,13 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     device = pick_device(cfg)
     precision = pick_precision(cfg, device)
 
-    x, y = train
-    num_classes = len(model.labels)
-    counts = torch.bincount(y, minlength=num_classes).float()
-    class_w = (counts.sum() / (num_classes * counts.clamp(min=1))) if t.class_weights else None
-    # Small data sets still get several optimiser steps per epoch: the batch shrinks to at most 1/8 of the data.
-    batch_size = max(1, min(t.batch_size, max(8, len(y) // 8)))
-    loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True)
-    val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
-    module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w)
-    if model.modality == "image":
-        model.to(memory_format=torch.channels_last)
-
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=0, save_last=True,
                                  every_n_epochs=max(1, t.checkpoint_every), save_on_train_epoch_end=True)]
     if t.ema:
         callbacks.append(EMAWeightAveraging(decay=t.ema))
     if t.early_stopping and val_loader is not None:
-        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=t.early_stopping))
+        callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode, patience=t.early_stopping))
     tty = sys.stderr.isatty()
     if progress and tty:
         callbacks.append(RichProgressBar(leave=True))
@@ -128,10 +140,10 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
             if trainer.interrupted:
                 raise KeyboardInterrupt from None
             raise
-    model.eval()
+    module.eval()
     return {"epochs_run": int(trainer.current_epoch), "wall_seconds": round(time.time() - start, 2),
             "train_seconds": round(module.train_seconds, 2), "device": device, "precision": precision,
-            "threads": threads, "batch_size": batch_size, "resumed": bool(resume and last.is_file()),
+            "threads": threads, "resumed": bool(resume and last.is_file()),
             "stopped_early": bool(trainer.should_stop and trainer.current_epoch < t.epochs),
             "steps": int(trainer.global_step)}
 
