@@ -1,0 +1,364 @@
+"""Speaker embeddings (task: speakers): train, then enroll, verify and identify voices.
+
+Training is speaker classification with an additive angular margin (AAM-softmax, Deng et al. 2019 / ArcFace, as in
+ECAPA-TDNN) on random crops of cfg.speakers.segment_seconds; the classifier's rows are the speaker prototypes. What
+is kept is `backbone.embed()`: a voice is the (L2-normalised) embedding of a whole utterance, compared by cosine.
+The run is measured on speakers it never heard (the data's test split, else a held-out share of the speakers).
+
+    import seehear.tasks.speakers as spk
+    spk.train("data/", "runs/voices", overrides=["task=speakers"])
+    spk.enroll("runs/voices", "alice", ["a1.wav", "a2.wav"])
+    spk.verify("runs/voices", "alice", "new.wav")  # {"speaker", "score", "accepted", "threshold"}
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seehear.config import RunConfig
+from seehear.data.decode import decode_audio
+from seehear.data.records import Record
+from seehear.data.sources import load_source
+from seehear.engine import run_folder as rf
+from seehear.engine.checkpoint import read_json, write_json
+from seehear.engine.module import ClassifyModule
+from seehear.errors import ConfigError, CorruptFileError, DataError, RunError
+
+MIN_SECONDS = 1.0  # shorter utterances are repeated up to this (the TDNN needs some context)
+MAX_SECONDS = 30.0  # longer ones are cut to their middle this long: bounded memory and time per file
+MAX_NONTARGET = 200_000  # different-speaker trials sampled at most (fixed seed); all same-speaker pairs are kept
+
+
+# --- data ----------------------------------------------------------------------------------------------------------
+
+def _speaker_source(data, pattern: str | None):
+    """Records with a speaker each: Record.group (utt2spk, a speaker column or group), else the label (a folder per
+    speaker). A --label-pattern with only (?P<speaker>...) is accepted: the speaker is then the label."""
+    if pattern and "(?P<label>" not in pattern and "(?P<speaker>" in pattern:
+        pattern = pattern.replace("(?P<speaker>", "(?P<label>")
+    source = load_source(data, label_pattern=pattern)
+    if source.modality != "audio":
+        raise DataError(f"{data} holds {source.modality} files; speaker embeddings need audio")
+    recs = [r for r in source.records if (r.group or r.label)]
+    if not recs:
+        raise DataError(f"{data}: no speaker names found; use a Kaldi dir with utt2spk, a manifest with a speaker "
+                        f"column, a folder per speaker, or a pattern with (?P<speaker>...)")
+    return source, recs, [str(r.group or r.label) for r in recs]
+
+
+def _split_speakers(recs, spk, cfg: RunConfig) -> tuple[list[int], list[int], str]:
+    """Indices of training and evaluation utterances; evaluation speakers are unseen when the data allows."""
+    test = [i for i, r in enumerate(recs) if r.split == "test"]
+    if test and len(test) < len(recs):
+        return [i for i, r in enumerate(recs) if r.split != "test"], test, "test"
+    names = sorted(set(spk))
+    if len(names) < 4:
+        raise DataError(f"{len(names)} speaker(s) found; speaker training needs at least 4 (2 to learn from, 2 held "
+                        f"out to measure on)")
+    rng = np.random.default_rng(cfg.train.seed)
+    n_eval = min(len(names) - 2, max(2, round(cfg.data.test_fraction * len(names))))
+    held = set(rng.permutation(names)[:n_eval].tolist())
+    return ([i for i, s in enumerate(spk) if s not in held], [i for i, s in enumerate(spk) if s in held],
+            "held-out speakers")
+
+
+def _read_wave(path: str, sample_rate: int) -> torch.Tensor:
+    """A whole file as int16 [S], mono, resampled; at least MIN_SECONDS (repeated), at most MAX_SECONDS (middle)."""
+    w = decode_audio(Record(str(path)), sample_rate=sample_rate, num_samples=None, crop="center")
+    lo, hi = int(MIN_SECONDS * sample_rate), int(MAX_SECONDS * sample_rate)
+    if len(w) > hi:
+        w = w[(len(w) - hi) // 2:][:hi]
+    if len(w) < lo:
+        w = w.repeat(math.ceil(lo / max(1, len(w))))[:lo]
+    return w.clamp(-1, 1).mul(32767).round().to(torch.int16)
+
+
+def _read_all(paths: list[str], sample_rate: int, workers: int = 0):
+    """Decode in threads (libsndfile releases the GIL); returns (waves, kept indices, skipped (path, reason))."""
+    def one(p):
+        try:
+            return _read_wave(p, sample_rate), None
+        except CorruptFileError as e:
+            return None, e.reason
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        res = list(pool.map(one, paths))
+    keep = [i for i, (w, _) in enumerate(res) if w is not None]
+    return [res[i][0] for i in keep], keep, [(paths[i], r) for i, (_, r) in enumerate(res) if r is not None]
+
+
+class Segments:
+    """Batches of random crops (int16 [B, S]) of whole utterances, a new crop each epoch; utterances shorter than a
+    crop are repeated to fill it (zero padding would teach the model silence). Reshuffled from (seed, epoch)."""
+
+    def __init__(self, waves: list[torch.Tensor], y: torch.Tensor, seg: int, batch_size: int, seed: int = 0):
+        self.waves, self.y, self.seg, self.bs, self.seed, self.epoch = waves, y, seg, batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return max(1, len(self.y) // self.bs)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.y), generator=g)
+        for b in range(len(self)):
+            idx = order[b * self.bs:(b + 1) * self.bs]
+            crops = []
+            for i in idx.tolist():
+                w = self.waves[i]
+                if len(w) < self.seg:
+                    w = w.repeat(math.ceil(self.seg / len(w)))
+                start = int(torch.randint(0, len(w) - self.seg + 1, (1,), generator=g))
+                crops.append(w[start:start + self.seg])
+            yield torch.stack(crops), self.y[idx]
+
+
+# --- training --------------------------------------------------------------------------------------------------------
+
+class SpeakerModule(ClassifyModule):
+    """ClassifyModule's input pipeline, optimiser, schedule and time budget; the loss is AAM-softmax on embed()."""
+
+    def _aam_loss(self, emb: torch.Tensor, y: torch.Tensor):
+        s = self.cfg.speakers
+        m = s.margin * min(1.0, self.progress() / 0.2)  # margin warm-up: a full margin at the start stalls training
+        w = self.model.backbone.classifier.weight
+        cos = F.linear(F.normalize(emb.float()), F.normalize(w.float())).clamp(-1 + 1e-7, 1 - 1e-7)
+        sin = (1.0 - cos * cos).sqrt()
+        phi = cos * math.cos(m) - sin * math.sin(m)  # cos(theta + m)
+        phi = torch.where(cos > math.cos(math.pi - m), phi, cos - math.sin(math.pi - m) * m)  # keep it monotonic
+        target = F.one_hot(y, cos.shape[1]).bool()
+        loss = F.cross_entropy(s.scale * torch.where(target, phi, cos), y)
+        return loss, (cos.argmax(1) == y).float().mean()
+
+    def training_step(self, batch, _):
+        import time
+
+        if self._t is None:
+            self._t = time.perf_counter()
+        x, y = batch
+        emb = self.model.backbone.embed(self.model.features(self._prepare(x, train=True)))
+        loss, acc = self._aam_loss(emb, y)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train_acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+
+def _config(config, model, epochs, time_budget, label_pattern, overrides) -> RunConfig:
+    from seehear.api import _user_settings
+    from seehear.recipes import deep_merge, resolve
+
+    named = {"model": {"name": model}, "train": {"epochs": epochs, "time_budget": time_budget},
+             "data": {"label_pattern": label_pattern}}
+    named = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in named.items()}
+    cfg = resolve("speakers", deep_merge(_user_settings(config), {k: v for k, v in named.items() if v}),
+                  list(overrides))
+    cfg.task, cfg.modality = "speakers", "audio"
+    cfg.audio.clip_seconds = cfg.speakers.segment_seconds  # the model's fixed-size input is a training crop
+    return cfg
+
+
+def train(data, out, *, config=None, model: str | None = None, epochs: int | None = None,
+          time_budget: float | None = None, overrides: Sequence[str] = (), resume: bool = False,
+          overwrite: bool = False, progress: bool = True, label_pattern: str | None = None, **_ignored):
+    """Train speaker embeddings on DATA, measure verification on unseen speakers, write the run folder OUT."""
+    from seehear.api import TrainResult, _prepare_run_dir
+    from seehear.engine.trainer import fit_module, set_threads
+    from seehear.evaluation.verification import verification_metrics
+    from seehear.models.recognizer import build_recognizer, input_spec
+
+    out = Path(out)
+    _prepare_run_dir(out, resume, overwrite)
+    cfg = (RunConfig.from_yaml(out / "config.yaml") if resume
+           else _config(config, model, epochs, time_budget, label_pattern, overrides))
+    source, recs, spk = _speaker_source(data, cfg.data.label_pattern)
+    tr_idx, ev_idx, evaluated_on = _split_speakers(recs, spk, cfg)
+    set_threads(cfg)
+    sr = cfg.audio.sample_rate
+    waves, keep, skipped = _read_all([recs[i].path for i in tr_idx + ev_idx], sr, cfg.data.workers)
+    n_tr = len(tr_idx)
+    tr_w = [w for w, k in zip(waves, keep) if k < n_tr]
+    tr_spk = [spk[tr_idx[k]] for k in keep if k < n_tr]
+    ev_w = [w for w, k in zip(waves, keep) if k >= n_tr]
+    ev_spk = [spk[ev_idx[k - n_tr]] for k in keep if k >= n_tr]
+    names = sorted(set(tr_spk))
+    if len(names) < 2:
+        raise DataError(f"{data}: {len(names)} training speaker(s) could be decoded ({len(skipped)} files skipped); "
+                        f"speaker training needs at least 2")
+    lab = {n: i for i, n in enumerate(names)}
+    y = torch.tensor([lab[s] for s in tr_spk], dtype=torch.long)
+
+    if not resume and "embed_dim" not in cfg.model.kwargs:
+        cfg.model.kwargs["embed_dim"] = cfg.speakers.embed_dim
+    net = build_recognizer(cfg, names, "audio")
+    if not hasattr(net.backbone, "embed") or not hasattr(net.backbone, "classifier"):
+        raise ConfigError(f"model {cfg.model.name} has no embed(); speaker training needs ecapa_small or xvector")
+    if not resume:
+        cfg.to_yaml(out / "config.yaml")
+    write_json(out / "skipped.json", [list(s) for s in skipped])
+    write_json(out / "split.json", {"train": [recs[i].key for i in tr_idx], "test": [recs[i].key for i in ev_idx]})
+    meta = {"status": "training", "created": rf.now(), "recipe": "speakers", "task": "speakers", "modality": "audio",
+            "labels": names, "config": cfg.to_dict(), "input": input_spec(cfg, "audio"), "norm_stats": None,
+            "model": {"name": cfg.model.name, "kwargs": cfg.model.kwargs,
+                      "params": sum(p.numel() for p in net.parameters())},
+            "data": {"source": str(Path(data).resolve()), "kind": source.kind,
+                     "counts": {"train": len(tr_w), "test": len(ev_w)}, "skipped": len(skipped),
+                     "fingerprint": rf.fingerprint([r.key for r in recs])},
+            "versions": rf.versions(), "machine": rf.machine(), "command": rf.describe_command()}
+    rf.write_meta(out, meta)
+
+    t = cfg.train
+    bs = max(2, min(t.batch_size, max(8, len(y) // 8)))  # small data still gets several steps per epoch
+    loader = Segments(tr_w, y, int(round(cfg.speakers.segment_seconds * sr)), bs, seed=t.seed)
+    module = SpeakerModule(net, cfg, steps_per_epoch=len(loader))
+    info = fit_module(module, cfg, loader, None, out, resume=resume, progress=progress, monitor="train_loss",
+                      monitor_mode="min")
+    net.eval()
+    rf.save_model(out, net)
+
+    metrics: dict = {"evaluated_on": evaluated_on}
+    if len(set(ev_spk)) >= 2:
+        emb = embed_waves(net, ev_w)
+        metrics.update(verification_metrics(emb, ev_spk, max_nontarget=MAX_NONTARGET, seed=t.seed))
+        metrics["speakers_seen_in_training"] = len(set(ev_spk) & set(names))
+    else:
+        metrics["note"] = "fewer than 2 evaluation speakers: no verification trials"
+    write_json(out / "metrics.json", metrics)
+    meta.update(status="done", finished=rf.now(), train={**info, "batch_size": bs}, evaluated_on=evaluated_on,
+                speakers={"threshold": metrics.get("threshold"), "train_speakers": len(names)})
+    rf.write_meta(out, meta)
+    return TrainResult(out, metrics, meta)
+
+
+# --- embeddings of files -----------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def embed_waves(net, waves: list[torch.Tensor]) -> np.ndarray:
+    """L2-normalised embeddings [N, D] of whole utterances (int16 or float [S] each), one forward per utterance."""
+    net.eval()
+    out = []
+    for w in waves:
+        x = w.float() / 32767.0 if w.dtype == torch.int16 else w.float()
+        e = net.backbone.embed(net.frontend(x[None]))
+        out.append(F.normalize(e.float(), dim=1)[0].numpy())
+    return np.stack(out) if out else np.zeros((0, net.backbone.embed_dim), dtype=np.float32)
+
+
+def _load(run) -> rf.LoadedRun:
+    loaded = rf.load_run(run)
+    if loaded.cfg.task != "speakers":
+        raise RunError(f"{run} is a {loaded.cfg.task} run, not a speaker-embedding run; train one with "
+                       f"`seehear train DATA --out RUN --task speakers`")
+    return loaded
+
+
+def _files_embeddings(loaded: rf.LoadedRun, files) -> np.ndarray:
+    paths = [str(files)] if isinstance(files, (str, Path)) else [str(f) for f in files]
+    if not paths:
+        raise DataError("no audio files given")
+    torch.set_num_threads(loaded.cfg.train.threads or os.cpu_count() or 1)
+    # One bad file is an error (CorruptFileError, one line naming it): an enrolment must not silently lose files.
+    return embed_waves(loaded.model, [_read_wave(p, loaded.cfg.audio.sample_rate) for p in paths])
+
+
+def embed(run, files) -> np.ndarray:
+    """Normalised speaker embeddings [N, D] of audio files (whole utterances)."""
+    return _files_embeddings(_load(run), files)
+
+
+# --- enrolled speakers: RUN/speakers.safetensors (one vector per name) + RUN/speakers.json (files, dates) ---------
+
+def _store(run) -> tuple[Path, Path]:
+    return Path(run) / "speakers.safetensors", Path(run) / "speakers.json"
+
+
+def enrolled(run) -> dict[str, dict]:
+    """Name -> {files, utterances, enrolled} of every enrolled speaker."""
+    idx = _store(run)[1]
+    return read_json(idx) if idx.is_file() else {}
+
+
+def _vectors(run) -> dict[str, np.ndarray]:
+    vec = _store(run)[0]
+    if not vec.is_file():
+        return {}
+    from safetensors.numpy import load_file
+
+    return load_file(str(vec))
+
+
+def enroll(run, name: str, files) -> dict:
+    """Store the mean of the normalised embeddings of FILES as speaker NAME (replacing an earlier one)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[^\s/\\][^/\\\n]{0,99}", name) or name != name.strip():
+        raise DataError(f"speaker name {name!r} must be 1-100 characters, no slashes, no leading/trailing spaces")
+    loaded = _load(run)
+    emb = _files_embeddings(loaded, files)
+    v = emb.mean(axis=0)
+    v = (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+    from safetensors.numpy import save_file
+
+    vec_path, idx_path = _store(run)
+    vecs, idx = _vectors(run), enrolled(run)
+    vecs[name] = v
+    paths = [str(files)] if isinstance(files, (str, Path)) else [str(f) for f in files]
+    idx[name] = {"files": [str(Path(p).resolve()) for p in paths], "utterances": len(paths), "enrolled": rf.now()}
+    tmp = vec_path.with_name(".speakers.safetensors.tmp")  # written aside, then renamed: never half a file
+    save_file(vecs, str(tmp))
+    os.replace(tmp, vec_path)
+    write_json(idx_path, idx)
+    return {"speaker": name, **idx[name]}
+
+
+def _threshold(loaded: rf.LoadedRun) -> float:
+    if loaded.cfg.speakers.threshold is not None:
+        return float(loaded.cfg.speakers.threshold)
+    t = (loaded.meta.get("speakers") or {}).get("threshold")
+    if t is None:
+        raise RunError(f"{loaded.run_dir} has no verification threshold (it was not measured on held-out speakers); "
+                       f"set one with speakers.threshold in its config.yaml")
+    return float(t)
+
+
+def verify(run, name: str, file) -> dict:
+    """Is FILE spoken by enrolled speaker NAME? Cosine score against the enrolled vector, and the decision."""
+    loaded = _load(run)
+    vecs = _vectors(run)
+    if name not in vecs:
+        known = ", ".join(sorted(vecs)[:20]) or "none yet"
+        raise DataError(f"speaker {name!r} is not enrolled in {run} (enrolled: {known}); enroll with "
+                        f"`seehear speakers enroll {run} {name} FILES...`")
+    e = _files_embeddings(loaded, [file])[0]
+    score = float(np.dot(e, vecs[name]))
+    thr = _threshold(loaded)
+    return {"speaker": name, "file": str(file), "score": round(score, 4), "accepted": score >= thr,
+            "threshold": round(thr, 4)}
+
+
+def identify(run, file, top_k: int = 3) -> list[dict]:
+    """The enrolled speakers closest to FILE, best first: [{speaker, score, accepted}]."""
+    loaded = _load(run)
+    vecs = _vectors(run)
+    if not vecs:
+        raise DataError(f"no speakers enrolled in {run}; enroll with `seehear speakers enroll {run} NAME FILES...`")
+    e = _files_embeddings(loaded, [file])[0]
+    thr = _threshold(loaded)
+    ranked = sorted(((float(np.dot(e, v)), n) for n, v in vecs.items()), reverse=True)[:max(1, int(top_k))]
+    return [{"speaker": n, "score": round(s, 4), "accepted": s >= thr} for s, n in ranked]
+
+
+def describe(run) -> str:
+    """One line on what a speaker run measured (for `seehear speakers list`)."""
+    m = read_json(Path(run) / "metrics.json") if (Path(run) / "metrics.json").is_file() else {}
+    if "eer" not in m:
+        return "not measured"
+    return f"EER {100 * m['eer']:.2f}% minDCF {m['min_dcf']:.3f} on {m['n_speakers']} unseen speakers"
+
+
+__all__ = ["train", "enroll", "verify", "identify", "embed", "enrolled", "embed_waves"]

@@ -1,0 +1,58 @@
+"""EER, minDCF and trial lists on cases whose answers are known by hand."""
+import numpy as np
+import pytest
+
+from seehear.errors import DataError
+from seehear.evaluation.verification import (cosine_scores, eer, make_trials, min_dcf,
+                                             verification_metrics)
+
+
+def test_perfect_separation():
+    scores = [0.9, 0.8, 0.7, 0.2, 0.1, 0.0]
+    labels = [1, 1, 1, 0, 0, 0]
+    rate, thr = eer(scores, labels)
+    assert rate == 0.0 and 0.2 < thr < 0.7  # a threshold between the two sides
+    dcf, dthr = min_dcf(scores, labels)
+    assert dcf == 0.0
+    assert all((s >= dthr) == bool(y) for s, y in zip(scores, labels))
+
+
+def test_hand_checked_case():
+    # targets 0.9 0.8 0.3, non-targets 0.5 0.2 0.1: at threshold 0.5 one false accept (0.5) and one miss (0.3)
+    scores = [0.9, 0.8, 0.3, 0.5, 0.2, 0.1]
+    labels = [1, 1, 1, 0, 0, 0]
+    rate, thr = eer(scores, labels)
+    assert rate == pytest.approx(1 / 3) and thr == pytest.approx(0.5)
+    # best cost: reject 0.3 (miss 1/3), accept nothing else wrong: 0.01 * 1/3 / min(0.01, 0.99) = 1/3
+    dcf, _ = min_dcf(scores, labels)
+    assert dcf == pytest.approx(1 / 3)
+    # with p_target = 0.5 the same point costs 0.5 * 1/3 / 0.5
+    assert min_dcf(scores, labels, p_target=0.5)[0] == pytest.approx(1 / 3)
+
+
+def test_reversed_scores_are_all_wrong_and_random_near_half():
+    assert eer([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0])[0] == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    s, y = rng.normal(size=20000), rng.integers(0, 2, 20000)
+    assert abs(eer(s, y)[0] - 0.5) < 0.02
+    assert min_dcf(s, y)[0] > 0.9  # no better than the trivial system
+    with pytest.raises(DataError):
+        eer([0.1, 0.2], [1, 1])
+
+
+def test_trials_and_metrics():
+    spk = ["a", "a", "a", "b", "b", "c"]
+    t = make_trials(spk)
+    assert len(t) == 15 and t[:, 2].sum() == 4  # 3 pairs of a + 1 pair of b
+    assert all((spk[i] == spk[j]) == bool(s) for i, j, s in t) and (t[:, 0] < t[:, 1]).all()
+    few = make_trials(spk, max_nontarget=5, seed=1)
+    assert len(few) == 9 and few[:, 2].sum() == 4
+    assert np.array_equal(few, make_trials(spk, max_nontarget=5, seed=1))  # fixed seed: same trials
+    assert len(make_trials(spk, nontarget_ratio=1.0)) == 8
+    # embeddings: one direction per speaker plus small noise -> perfect verification
+    rng = np.random.default_rng(0)
+    centre = {"a": [1, 0, 0], "b": [0, 1, 0], "c": [0, 0, 1]}
+    emb = np.array([centre[s] for s in spk]) + 0.05 * rng.normal(size=(6, 3))
+    assert cosine_scores(emb, t)[t[:, 2] == 1].min() > 0.9
+    m = verification_metrics(emb, spk)
+    assert m["eer"] == 0.0 and m["min_dcf"] == 0.0 and m["n_trials"] == 15 and m["n_speakers"] == 3
