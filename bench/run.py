@@ -1,6 +1,7 @@
 """Run benchmarks, each as its own process (so that peak memory is per benchmark), streaming their output.
 
-    python bench/run.py all                      # hardware, frontend, latency, fsdd, emodb, cifar10
+    python bench/run.py all                      # hardware, frontend, latency, fsdd, emodb, cifar10, fsdd_connected,
+                                                 # speechocean762_asr
     python bench/run.py cifar10                  # one: bench/cifar10.py → bench/results/cifar10.json
     python bench/run.py cifar10 --budget 1800    # arguments after a single name go to its script
 
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ALL = ["hardware", "frontend", "latency", "fsdd", "emodb", "cifar10"]
+ALL = ["hardware", "frontend", "latency", "fsdd", "emodb", "cifar10", "fsdd_connected", "speechocean762_asr"]
 
 
 def main(argv: list[str]) -> int:
