@@ -153,17 +153,7 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
         cfg, recipe = _resolve_config(source, user, overrides)
     records = source.records
     d = cfg.data
-    split_path = out / "split.json"
-    if resume and split_path.is_file():
-        splits = load_splits(records, split_path)
-    else:
-        column = d.split_column
-        given = {r.split for r in records}
-        if column is None and not d.split_by and not d.test_files and "train" in given and given & {"test", "valid"}:
-            column = "split"  # the data says its own split (train/ and test/ folders, a split column): keep it
-        splits = make_splits(records, by=d.split_by, column=column, test_files=d.test_files,
-                             valid_fraction=d.valid_fraction, test_fraction=d.test_fraction, seed=cfg.train.seed)
-        save_splits(records, splits, split_path)
+    splits = splits_for(records, cfg, out / "split.json", resume)
     leaks = find_leakage(records, splits)
     set_threads(cfg)
 
@@ -226,6 +216,21 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     rf.write_meta(out, meta)
     write_report(out)
     return TrainResult(out, metrics.get(split_name, {}), meta)
+
+
+def splits_for(records, cfg: RunConfig, split_path: Path, resume: bool) -> dict:
+    """The run's train/valid/test split: the saved one when resuming, else made per cfg.data and saved."""
+    d = cfg.data
+    if resume and split_path.is_file():
+        return load_splits(records, split_path)
+    column = d.split_column
+    given = {r.split for r in records}
+    if column is None and not d.split_by and not d.test_files and "train" in given and given & {"test", "valid"}:
+        column = "split"  # the data says its own split (train/ and test/ folders, a split column): keep it
+    splits = make_splits(records, by=d.split_by, column=column, test_files=d.test_files,
+                         valid_fraction=d.valid_fraction, test_fraction=d.test_fraction, seed=cfg.train.seed)
+    save_splits(records, splits, split_path)
+    return splits
 
 
 TASKS = ("classify", "transcribe", "speakers")

@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
     md = sub.add_parser("models", help="list the registered models")
     md.add_argument("--modality", choices=["image", "audio"])
+    md.add_argument("--task", choices=["classify", "transcribe"])
 
     import importlib
 
@@ -151,8 +152,8 @@ def _cmd_export(a) -> int:
 def _cmd_models(a) -> int:
     from seehear.models.registry import list_models
 
-    for s in list_models(a.modality):
-        print(f"{s.name:34s} {s.modality:6s} {s.description}")
+    for s in list_models(a.modality, a.task):
+        print(f"{s.name:34s} {s.modality:6s} {s.task:10s} {s.description}")
     return 0
 
 

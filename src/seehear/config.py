@@ -214,6 +214,11 @@ def _coerce(v, t, name):
         inner = [a for a in args if a is not type(None)]
         return _coerce(v, inner[0], name)
     base = origin or t
+    if base is float and isinstance(v, str):
+        try:
+            v = float(v)  # YAML 1.1 reads 3e-3 (no dot) as a string
+        except ValueError:
+            pass
     if base is float and isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
     if base is int and isinstance(v, bool):

@@ -65,6 +65,17 @@ RECIPES: dict[str, dict] = {
         "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-3, "batch_size": 32, "epochs": 60,
                   "schedule": "onecycle", "label_smoothing": 0.0, "grad_clip": 5.0},
     },
+    # Streaming speech to text: a left-to-right LSTM with 160 ms look-ahead; features without utterance statistics
+    # (the model normalises each stacked frame itself), so they can be computed as audio arrives.
+    "asr-stream": {
+        "task": "transcribe",
+        "model": {"name": "lstm_ctc_stream"},
+        "audio": {"sample_rate": 16000, "features": "logmel", "n_mels": 80, "normalize": "none", "f_max": 8000.0},
+        "augment": {"time_shift": 0.0, "speed": [0.9, 1.1], "noise_snr_db": [15.0, 40.0], "noise_prob": 0.3,
+                    "freq_masks": 2, "freq_width": 15, "time_masks": 4, "time_width": 25},
+        "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-3, "batch_size": 32, "epochs": 60,
+                  "schedule": "onecycle", "label_smoothing": 0.0, "grad_clip": 5.0},
+    },
     # Speaker embeddings (task: speakers): an ECAPA-style TDNN over 80 log-mel bands trained as speaker
     # classification with AAM-softmax on 3 s crops; cosine scoring of the embeddings.
     "speakers": {

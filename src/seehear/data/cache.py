@@ -82,3 +82,69 @@ def _progress(n: int, modality: str):
                  transient=True)
     p.start()
     return p, p.add_task("decode", total=n)
+
+
+@dataclass
+class DecodedWaves:
+    """Whole recordings of different lengths, as int16, one flat tensor + offsets (no per-clip tensor objects)."""
+    samples: torch.Tensor  # int16 [total]
+    offsets: torch.Tensor  # int64 [N + 1]; clip i is samples[offsets[i]:offsets[i + 1]]
+    keep: list[int]  # indices into the records, row i of this set is records[keep[i]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def batch(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero-padded int16 [B, S_max] and lengths [B] for the given rows."""
+        lens = self.lengths[rows]
+        out = torch.zeros((len(rows), int(lens.max()) if len(rows) else 0), dtype=torch.int16)
+        for j, i in enumerate(rows.tolist() if torch.is_tensor(rows) else rows):
+            a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+            out[j, : b - a] = self.samples[a:b]
+        return out, lens
+
+
+def decode_waves(records, sample_rate: int, *, max_seconds: float | None = None, workers: int = 0,
+                 progress: bool = True) -> DecodedWaves:
+    """Decode whole recordings (mono, resampled) for sequence tasks; files that cannot be read, and recordings
+    longer than max_seconds, are skipped and listed with the reason."""
+    n = len(records)
+    waves: list = [None] * n
+    limit = int(max_seconds * sample_rate) if max_seconds else None
+
+    def chunk(lo, hi):
+        bad = []
+        for i in range(lo, hi):
+            try:
+                w = decode_audio(records[i], sample_rate=sample_rate, num_samples=None, crop="start")
+            except CorruptFileError as e:
+                bad.append((i, e.reason))
+                continue
+            if limit and len(w) > limit:
+                bad.append((i, f"{len(w) / sample_rate:.1f} s is longer than transcribe.max_seconds "
+                               f"({max_seconds:g} s); too long to train on whole"))
+                continue
+            waves[i] = w.clamp_(-1.0, 1.0).mul_(32767.0).round_().to(torch.int16)
+        return hi - lo, bad
+
+    failed: dict[int, str] = {}
+    bar = _progress(n, "audio") if progress and n > 200 else None
+    try:
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="decode") as pool:
+            for fut in as_completed([pool.submit(chunk, lo, min(lo + _CHUNK, n)) for lo in range(0, n, _CHUNK)]):
+                done, bad = fut.result()
+                failed.update(bad)
+                if bar is not None:
+                    bar[0].advance(bar[1], done)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    keep = [i for i in range(n) if i not in failed]
+    lens = torch.tensor([0] + [len(waves[i]) for i in keep], dtype=torch.long)
+    samples = torch.cat([waves[i] for i in keep]) if keep else torch.zeros(0, dtype=torch.int16)
+    return DecodedWaves(samples, torch.cumsum(lens, 0), keep, [(records[i].key, failed[i]) for i in sorted(failed)])

@@ -171,6 +171,8 @@ def _manifest(p: Path, modality: str) -> Source:
     cols = set().union(*(r[1].keys() for r in rows))
     pcol = next((c for c in _PATH_COLS if c in cols), None)
     lcol = next((c for c in _LABEL_COLS if c in cols), None)
+    if lcol is None and "transcript" in cols:
+        lcol = "transcript"  # a speech-to-text manifest: the transcript is what is learned
     if pcol is None or lcol is None:
         missing = " and ".join(n for n, c in (("path", pcol), ("label", lcol)) if c is None)
         raise DataError(f"manifest {p} has no {missing} column (columns: {', '.join(sorted(cols)) or 'none'}): "

@@ -7,6 +7,9 @@ maps that input to logits [B, num_classes]:
     image models:  x [B, C, H, W] float (already normalised)
     audio models:  x [B, 1, F, T] float (log-mel or MFCC, F bands by T frames)
 
+Transcription models (task="transcribe", models/asr) map features and their lengths to per-frame unit logits:
+`forward(x [B, 1, F, T], lengths [B]) -> (logits [B, T', V], out_lengths [B])`, V = CTC units incl. blank.
+
 Audio models that see time as a sequence also provide `encode(x) -> [B, T', D]` (frame embeddings), so that later
 tasks (CTC transcription, speaker embeddings) can put their own heads on the same encoders.
 
@@ -35,12 +38,14 @@ class ModelSpec:
     factory: Callable[..., nn.Module]
     description: str
     sequence: bool = False  # has encode(x) -> [B, T', D]
+    task: str = "classify"  # classify: logits [B, classes] | transcribe: (logits [B, T', V], lengths)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, modality: str, description: str = "", sequence: bool = False):
+def register_model(name: str, modality: str, description: str = "", sequence: bool = False,
+                   task: str = "classify"):
     """Decorator: `@register_model("resnet8", "image", "...")` above `def factory(num_classes, in_channels,
     input_size, **kwargs) -> nn.Module`."""
     if modality not in ("image", "audio"):
@@ -50,7 +55,7 @@ def register_model(name: str, modality: str, description: str = "", sequence: bo
         if name in _REGISTRY:
             raise ValueError(f"model {name} registered twice")
         _REGISTRY[name] = ModelSpec(name, modality, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
-                                    sequence)
+                                    sequence, task)
         return fn
 
     return deco
@@ -58,12 +63,13 @@ def register_model(name: str, modality: str, description: str = "", sequence: bo
 
 def _load_families() -> None:
     # Importing the family modules registers them; done lazily so that `seehear --help` stays fast.
-    from seehear.models import audio, vision  # noqa: F401
+    from seehear.models import asr, audio, vision  # noqa: F401
 
 
-def list_models(modality: str | None = None) -> list[ModelSpec]:
+def list_models(modality: str | None = None, task: str | None = None) -> list[ModelSpec]:
     _load_families()
-    return [s for s in sorted(_REGISTRY.values(), key=lambda s: s.name) if modality in (None, s.modality)]
+    return [s for s in sorted(_REGISTRY.values(), key=lambda s: s.name)
+            if modality in (None, s.modality) and task in (None, s.task)]
 
 
 def get_spec(name: str) -> ModelSpec:

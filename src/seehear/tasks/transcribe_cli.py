@@ -1,6 +1,89 @@
-"""`seehear transcribe RUN AUDIO...`: argument parsing only; the work is in seehear.tasks.transcribe."""
+"""`seehear transcribe RUN AUDIO...`: argument parsing only; the work is in seehear.tasks.transcribe and
+seehear.speech.streaming."""
 from __future__ import annotations
+
+import json
+import sys
 
 
 def add_commands(sub) -> None:
-    pass
+    p = sub.add_parser("transcribe", help="speech to text with a transcription run (long files are cut on "
+                                          "silence; --stream reads audio in chunks as it arrives)")
+    p.add_argument("run")
+    p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files, or - for raw 16-bit mono PCM on "
+                                                              "standard input with --stream")
+    p.add_argument("--format", choices=["text", "json", "srt"], default="text")
+    p.add_argument("--decoder", choices=["greedy", "beam"], help="default: the run's (transcribe.decoder)")
+    p.add_argument("--stream", action="store_true", help="feed the audio in chunks and print partial and final "
+                                                         "text as it comes (needs a streaming model)")
+    p.add_argument("--chunk-ms", type=int, default=160, help="chunk size for --stream")
+    p.set_defaults(handler=_cmd_transcribe)
+
+
+def _cmd_transcribe(a) -> int:
+    if a.stream:
+        return _stream(a)
+    from seehear.speech.formats import to_json, to_srt
+    from seehear.tasks.transcribe import transcribe
+
+    rows = transcribe(a.run, a.inputs, decoder=a.decoder)
+    for r in rows:
+        if "error" in r:
+            print(f"seehear: {r['error']}", file=sys.stderr)
+            continue
+        if a.format == "json":
+            print(json.dumps({**to_json(r["file"], r["segments"]), "seconds": r["seconds"],
+                              "compute_seconds": r["compute_seconds"]}))
+        elif a.format == "srt":
+            if len(rows) > 1:
+                print(f"# {r['file']}")
+            print(to_srt(r["segments"]))
+        else:
+            print(f"{r['file']}\t{r['text']}" if len(rows) > 1 else r["text"])
+    return 1 if rows and all("error" in r for r in rows) else 0
+
+
+def _stream(a) -> int:
+
+    from seehear.speech.streaming import StreamingTranscriber
+
+    s = StreamingTranscriber(a.run, decoder=a.decoder)
+    sr = s.t.cfg.audio.sample_rate
+    step = max(1, int(sr * a.chunk_ms / 1000))
+    tty = sys.stdout.isatty()
+    for path in a.inputs:
+        s.reset()
+        for chunk in _chunks(path, sr, step):
+            out = s.feed(chunk)
+            _show(out, tty, a.format)
+        _show(s.finish(), tty, a.format)
+    return 0
+
+
+def _chunks(path: str, sr: int, step: int):
+    import numpy as np
+
+    if path == "-":  # raw s16le mono at the run's rate, e.g. `arecord -f S16_LE -r 16000 | seehear ... -`
+        while True:
+            data = sys.stdin.buffer.read(2 * step)
+            if not data:
+                return
+            yield np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
+    from seehear.speech.segments import read_blocks
+
+    for block in read_blocks(path, sample_rate=sr, block_seconds=max(1.0, step / sr)):
+        for i in range(0, len(block), step):
+            yield block[i:i + step]
+
+
+def _show(update: dict, tty: bool, fmt: str) -> None:
+    for f in update["final"]:
+        if fmt == "json":
+            print(json.dumps({"final": f}), flush=True)
+        else:
+            print(("\r\033[K" if tty else "") + f"[{f['start']:.2f}-{f['end']:.2f}] {f['text']}", flush=True)
+    if update["partial"]:
+        if fmt == "json":
+            print(json.dumps({"partial": update["partial"]}), flush=True)
+        elif tty:
+            print("\r\033[K" + update["partial"], end="", flush=True)

@@ -1,0 +1,128 @@
+"""The training step for transcription (CTC), and the loader that batches recordings of similar length.
+
+Batches hold recordings of similar length (sorted, then cut into batches of at most `max_samples` padded samples)
+so little compute goes to padding; the batch order is reshuffled each epoch from (seed, epoch). Schedule,
+optimiser, time budget and resume come from ClassifyModule.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
+
+from seehear.config import RunConfig
+from seehear.data.cache import DecodedWaves
+from seehear.engine.module import ClassifyModule
+from seehear.models.transcriber import Transcriber
+
+
+class LengthBatches:
+    def __init__(self, waves: DecodedWaves, rows: list[int], targets: list[list[int]], batch_size: int,
+                 shuffle: bool, seed: int = 0):
+        self.waves, self.targets, self.shuffle, self.seed, self.epoch = waves, targets, shuffle, seed, 0
+        lens = waves.lengths[rows]
+        order = [rows[i] for i in torch.argsort(lens, stable=True).tolist()]
+        # Budget in padded samples: batch_size recordings of the typical (median) length.
+        budget = batch_size * max(1, int(lens.median())) if len(rows) else 1
+        self.batches: list[list[int]] = []
+        cur: list[int] = []
+        for r in order:
+            longest = int(waves.lengths[r])  # sorted ascending: the newest is the longest
+            if cur and longest * (len(cur) + 1) > budget:
+                self.batches.append(cur)
+                cur = []
+            cur.append(r)
+        if cur:
+            self.batches.append(cur)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        idx = list(range(len(self.batches)))
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            idx = torch.randperm(len(idx), generator=g).tolist()
+        self.epoch += 1
+        for i in idx:
+            rows = self.batches[i]
+            x, lens = self.waves.batch(rows)
+            tg = [self.targets[r] for r in rows]
+            yield (x, lens, torch.tensor([t for s in tg for t in s], dtype=torch.long),
+                   torch.tensor([len(s) for s in tg], dtype=torch.long))
+
+
+class CTCModule(ClassifyModule):
+    def __init__(self, model: Transcriber, cfg: RunConfig, steps_per_epoch: int):
+        super().__init__(model, cfg, steps_per_epoch)
+
+    def _augment_batch(self, x: torch.Tensor, lens: torch.Tensor):
+        """Speed perturbation per batch (one factor: lengths scale exactly), then gain and noise per recording."""
+        from seehear.features.augment import augment_waves
+
+        g = self.cfg.augment
+        x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
+        if g.speed:
+            lo, hi = float(g.speed[0]), float(g.speed[-1])
+            f = round(float(torch.empty(()).uniform_(lo, hi)), 2)  # as num/100: a small resampling kernel
+            num = int(round(f * 100))
+            if num != 100:
+                x = AF.resample(x, num, 100)
+                lens = torch.clamp((lens * 100 + num - 1) // num, max=x.shape[-1])
+        cfg = type(g)(**{**g.__dict__, "speed": None, "time_shift": 0.0})
+        return augment_waves(x, cfg, self.cfg.audio.sample_rate), lens
+
+    def _ctc(self, batch, train: bool):
+        x, lens, targets, target_lens = batch
+        if train:
+            with torch.autocast(x.device.type, enabled=False):
+                x, lens = self._augment_batch(x, lens)
+        else:
+            x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
+        log_probs, out_lens = self.model(x, lens)
+        # zero_infinity: a recording too short for its transcript gives no gradient instead of NaN
+        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lens, target_lens, blank=0,
+                          reduction="mean", zero_infinity=True)
+        return loss, log_probs, out_lens
+
+    def training_step(self, batch, _):
+        if self._t is None:
+            self._t = time.perf_counter()
+        loss, _, _ = self._ctc(batch, train=True)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch[1]))
+        return loss
+
+    def validation_step(self, batch, _):
+        loss, log_probs, out_lens = self._ctc(batch, train=False)
+        # greedy character error rate: cheap, and tracks the WER the decoder will get
+        x, lens, targets, target_lens = batch
+        best = log_probs.argmax(-1)
+        errs, total, start = 0, 0, 0
+        for b in range(len(lens)):
+            path = best[b, : out_lens[b]].tolist()
+            hyp = [t for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
+            ref = targets[start:start + target_lens[b]].tolist()
+            start += int(target_lens[b])
+            errs += _edit_distance(hyp, ref)
+            total += max(1, len(ref))
+        n = len(lens)
+        self.log("val_loss", loss, prog_bar=True, batch_size=n)
+        self.log("val_uer", errs / total, prog_bar=True, batch_size=n)  # unit error rate (chars or pieces)
+
+
+def _edit_distance(a: list[int], b: list[int]) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+        prev = cur
+    return prev[-1]
+
+
+def batch_size_for(n: int, batch_size: int) -> int:
+    """Small data sets still get several optimiser steps per epoch (as for classification)."""
+    return max(1, min(batch_size, max(4, math.ceil(n / 8))))

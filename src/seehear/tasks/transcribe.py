@@ -1,0 +1,249 @@
+"""Speech to text: train a CTC transcriber into a run folder, and transcribe files with it.
+
+A transcription run looks like a classification run (config.yaml, meta.json, split.json, skipped.json,
+model.safetensors, metrics.json, logs/) plus units.json (the output units) and lm.arpa (a word n-gram from the
+training transcripts, for beam search). Long files are cut into speech segments by a voice-activity detector
+(seehear.speech.segments), so memory stays flat with length.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from seehear.config import RunConfig
+from seehear.engine import run_folder as rf
+from seehear.engine.checkpoint import load_weights, read_json, write_json
+from seehear.errors import CorruptFileError, DataError, RunError
+from seehear.models.transcriber import Transcriber, build_transcriber
+from seehear.speech.units import Units, learn_units, load_units, normalize_text
+
+
+def _config(data_source, config, named: dict, overrides: Sequence[str]) -> RunConfig:
+    from seehear.api import _user_settings
+    from seehear.recipes import deep_merge, resolve
+
+    user = deep_merge(_user_settings(config), named)
+    probe = RunConfig.from_dict(deep_merge({"model": {"name": "conformer_ctc"}}, user)).override(list(overrides))
+    # models named *_stream read left to right; their recipe keeps features streamable (no utterance statistics)
+    recipe = "asr-stream" if probe.model.name.endswith("_stream") else "asr"
+    cfg = resolve(recipe, user, list(overrides))
+    cfg.task, cfg.modality = "transcribe", "audio"
+    return cfg
+
+
+def train(data, out, *, config=None, model: str | None = None, epochs: int | None = None,
+          time_budget: float | None = None, overrides: Sequence[str] = (), resume: bool = False,
+          overwrite: bool = False, progress: bool = True, **_ignored):
+    """Train a transcriber on DATA (a Kaldi dir, a folder of train/ test/ Kaldi dirs, or a manifest with
+    path + transcript columns) into OUT; returns TrainResult with WER/CER on the test split."""
+    from seehear.api import TrainResult, _prepare_run_dir, splits_for
+    from seehear.data.cache import decode_waves
+    from seehear.data.sources import load_source
+    from seehear.engine.ctc import CTCModule, LengthBatches, batch_size_for
+    from seehear.engine.trainer import fit_module, set_threads
+
+    out = Path(out)
+    _prepare_run_dir(out, resume, overwrite)
+    source = load_source(data, modality="audio")
+    records = [r for r in source.records if r.transcript is not None and normalize_text(r.transcript)]
+    if not records:
+        raise DataError(f"{data} has no transcripts: speech to text needs a Kaldi dir (wav.scp + text) or a "
+                        f"manifest with path and transcript columns")
+    if resume:
+        cfg = RunConfig.from_yaml(out / "config.yaml")
+    else:
+        named = {k: v for k, v in {"model": {"name": model} if model else None,
+                                   "train": {k2: v2 for k2, v2 in {"epochs": epochs, "time_budget": time_budget}
+                                             .items() if v2 is not None} or None}.items() if v}
+        cfg = _config(source, config, named, overrides)
+        cfg.to_yaml(out / "config.yaml")
+    splits = splits_for(records, cfg, out / "split.json", resume)
+    set_threads(cfg)
+    tc = cfg.transcribe
+    waves = decode_waves(records, cfg.audio.sample_rate, max_seconds=tc.max_seconds, workers=cfg.data.workers,
+                         progress=progress)
+    write_json(out / "skipped.json", [list(s) for s in waves.skipped])
+    row = {rec: i for i, rec in enumerate(waves.keep)}
+    part = {name: [row[i] for i in idx if i in row] for name, idx in splits.items()}
+    if not part.get("train"):
+        raise DataError(f"no training recordings could be decoded from {data} ({len(waves.skipped)} skipped; "
+                        f"see {out / 'skipped.json'})")
+    train_texts = [records[waves.keep[i]].transcript for i in part["train"]]
+    units = load_units(out) if resume else learn_units(train_texts, tc.units, tc.vocab_size, out)
+    units.save(out)
+    unknown = sorted({c for i in part.get("test", []) + part.get("valid", [])
+                      for c in units.unknown_chars(records[waves.keep[i]].transcript)})
+    _write_lm(out, train_texts, cfg)
+
+    targets = [units.encode(records[k].transcript) for k in waves.keep]
+    net = build_transcriber(cfg, units.tokens)
+    bs = batch_size_for(len(part["train"]), cfg.train.batch_size)
+    loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed)
+    val = LengthBatches(waves, part["valid"], targets, bs, shuffle=False) if part.get("valid") else None
+    meta = {"status": "training", "created": rf.now(), "task": "transcribe", "recipe": "asr", "modality": "audio",
+            "labels": [], "units": {"kind": units.kind, "count": len(units)}, "config": cfg.to_dict(),
+            "input": {"modality": "audio", "sample_rate": cfg.audio.sample_rate, "max_seconds": tc.max_seconds},
+            "model": {"name": cfg.model.name, "kwargs": cfg.model.kwargs,
+                      "params": sum(p.numel() for p in net.parameters()),
+                      "streaming": hasattr(net.acoustic, "step")},
+            "data": {"source": str(Path(data).resolve()), "kind": source.kind,
+                     "counts": {k: len(v) for k, v in part.items()}, "skipped": len(waves.skipped),
+                     "hours": round(float(waves.lengths.sum()) / cfg.audio.sample_rate / 3600, 3),
+                     "unknown_characters_in_test": unknown, "fingerprint": rf.fingerprint([r.key for r in records])},
+            "versions": rf.versions(), "machine": rf.machine(), "command": rf.describe_command()}
+    rf.write_meta(out, meta)
+    module = CTCModule(net, cfg, steps_per_epoch=len(loader))
+    info = fit_module(module, cfg, loader, val, out, resume=resume, progress=progress, monitor="val_uer",
+                      monitor_mode="min")
+    net.eval()
+    rf.save_model(out, net)
+
+    split_name = "test" if part.get("test") else "valid"
+    rows = part.get(split_name, [])
+    metrics: dict = {}
+    if rows:
+        t0 = time.perf_counter()
+        loaded = LoadedTranscriber(out, net, units, cfg, meta)
+        hyps = loaded.recognize([waves.batch([i])[0][0] for i in rows])
+        seconds = float(waves.lengths[rows].sum()) / cfg.audio.sample_rate
+        from seehear.evaluation.transcripts import transcript_metrics
+
+        recs = [records[waves.keep[i]] for i in rows]
+        m = transcript_metrics([r.transcript for r in recs], [h.text for h in hyps], [r.group for r in recs],
+                               [r.key for r in recs])
+        m.update(decoder=loaded.decoder_name, real_time_factor=round((time.perf_counter() - t0) / seconds, 4),
+                 unknown_characters=unknown)
+        metrics[split_name] = m
+    write_json(out / "metrics.json", metrics)
+    meta.update(status="done", finished=rf.now(), train=info, evaluated_on=split_name)
+    rf.write_meta(out, meta)
+    return TrainResult(out, metrics.get(split_name, {}), meta)
+
+
+def _write_lm(out: Path, texts: list[str], cfg: RunConfig) -> None:
+    """RUN/lm.arpa: a word n-gram of the training transcripts (+ transcribe.lm_text), for beam search."""
+    from seehear.speech.ngram import build_arpa
+
+    lines = [normalize_text(t) for t in texts]
+    if cfg.transcribe.lm_text:
+        f = Path(cfg.transcribe.lm_text).expanduser()
+        if not f.is_file():
+            raise DataError(f"transcribe.lm_text {f} does not exist")
+        try:
+            lines += [normalize_text(t) for t in f.read_text(encoding="utf-8").splitlines()]
+        except UnicodeDecodeError:
+            raise DataError(f"transcribe.lm_text {f} is not UTF-8 text") from None
+    build_arpa([t for t in lines if t], out / "lm.arpa", order=cfg.transcribe.lm_order)
+
+
+@dataclass
+class LoadedTranscriber:
+    run_dir: Path
+    model: Transcriber
+    units: Units
+    cfg: RunConfig
+    meta: dict
+    decoder_kind: str | None = None
+
+    def __post_init__(self):
+        from seehear.speech.decoding import build_decoder
+
+        tc = self.cfg.transcribe
+        if self.decoder_kind:
+            tc = type(tc)(**{**tc.__dict__, "decoder": self.decoder_kind})
+        self.decoder_name = tc.decoder
+        self.decoder = build_decoder(self.units, tc, self.run_dir, self.model.frame_seconds)
+
+    @torch.inference_mode()
+    def recognize(self, waves: list[torch.Tensor], max_batch_samples: int = 16000 * 120) -> list:
+        """Hypotheses for whole waveforms (float or int16 1-D tensors), batched by length."""
+        self.model.eval()
+        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
+        out: list = [None] * len(waves)
+        i = 0
+        while i < len(order):
+            longest = max(1, len(waves[order[i]]))
+            j = i + 1
+            while j < len(order) and len(waves[order[j]]) * (j - i + 1) <= max_batch_samples:
+                j += 1
+            rows = order[i:j]
+            lens = torch.tensor([len(waves[r]) for r in rows])
+            x = torch.zeros(len(rows), max(longest, int(lens.max())))
+            for k, r in enumerate(rows):
+                w = waves[r]
+                x[k, : len(w)] = w.float() / 32767.0 if w.dtype == torch.int16 else w.float()
+            log_probs, n = self.model(x, lens)
+            for k, h in enumerate(self.decoder.decode(log_probs, n)):
+                out[rows[k]] = h
+            i = j
+        return out
+
+
+def load(run, decoder: str | None = None) -> LoadedTranscriber:
+    run_dir = Path(run)
+    if not (run_dir / "meta.json").is_file():
+        raise RunError(f"{run_dir} is not a run folder (no meta.json)")
+    meta = read_json(run_dir / "meta.json")
+    if meta.get("task") != "transcribe":
+        raise RunError(f"{run_dir} is a {meta.get('task', 'classify')} run, not a transcription run: "
+                       f"use `seehear predict` for it")
+    if not (run_dir / "model.safetensors").is_file():
+        raise RunError(f"{run_dir} holds an unfinished run; finish it with `seehear train ... --resume`")
+    cfg = RunConfig.from_dict(meta["config"])
+    units = load_units(run_dir)
+    model = build_transcriber(cfg, units.tokens)
+    missing, unexpected = model.load_state_dict(load_weights(run_dir / "model.safetensors"), strict=False)
+    if missing or unexpected:
+        raise RunError(f"{run_dir}/model.safetensors does not fit the model in meta.json")
+    model.eval()
+    return LoadedTranscriber(run_dir, model, units, cfg, meta, decoder)
+
+
+def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None) -> list[dict]:
+    """Transcripts of audio files, one dict each: file, text, segments (start, end, text, words), seconds,
+    compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text."""
+    from seehear.engine.trainer import set_threads
+    from seehear.speech.segments import audio_duration, speech_segments
+
+    t = loaded or load(run, decoder)
+    set_threads(t.cfg)
+    paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
+    sr, limit = t.cfg.audio.sample_rate, t.cfg.transcribe.max_seconds
+    results = []
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            seconds = audio_duration(path)
+            segments = list(_transcribe_segments(t, speech_segments(path, sample_rate=sr, max_seconds=limit)))
+        except CorruptFileError as e:
+            results.append({"file": path, "error": str(e)})
+            continue
+        results.append({"file": path, "text": " ".join(s["text"] for s in segments if s["text"]),
+                        "segments": segments, "seconds": round(seconds, 3),
+                        "compute_seconds": round(time.perf_counter() - t0, 4)})
+    return results
+
+
+def _transcribe_segments(t: LoadedTranscriber, segments, batch: int = 8):
+    """Recognise VAD segments a few at a time (memory stays flat), shifting word times to the file's clock."""
+    pending = []
+
+    def flush():
+        hyps = t.recognize([torch.from_numpy(np.ascontiguousarray(s.samples)) for s in pending])
+        for s, h in zip(pending, hyps):
+            yield {"start": round(s.start, 3), "end": round(s.end, 3), "text": h.text,
+                   "words": [{**w, "start": round(s.start + w["start"], 3), "end": round(s.start + w["end"], 3)}
+                             for w in h.words]}
+        pending.clear()
+
+    for seg in segments:
+        pending.append(seg)
+        if len(pending) >= batch:
+            yield from flush()
+    if pending:
+        yield from flush()
