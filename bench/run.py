@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ALL = ["hardware", "frontend", "latency", "fsdd", "emodb", "cifar10", "fsdd_connected", "speechocean762_asr"]
+ALL = ["hardware", "frontend", "latency", "fsdd", "emodb", "cifar10", "fsdd_connected", "speechocean762_asr", "speechocean762_verify"]
 
 
 def main(argv: list[str]) -> int:
