@@ -132,8 +132,11 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
         import importlib
 
         mod = importlib.import_module(f"seehear.tasks.{task}")
+        if split_by:
+            overrides = [*overrides, f"data.split_by={split_by}"]
         return mod.train(data, out, config=config, model=model, epochs=epochs, time_budget=time_budget,
-                         overrides=overrides, resume=resume, overwrite=overwrite, progress=progress)
+                         overrides=overrides, resume=resume, overwrite=overwrite, progress=progress,
+                         label_pattern=label_pattern)
     out = Path(out)
     _prepare_run_dir(out, resume, overwrite)
     named: dict[str, dict] = {"model": {"name": model}, "train": {"epochs": epochs, "time_budget": time_budget},

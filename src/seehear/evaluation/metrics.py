@@ -114,7 +114,15 @@ def compute_metrics(y_true, probs, labels: Sequence[str], groups: Sequence | Non
 
 
 def format_metrics(m: dict) -> str:
-    """A compact table for the terminal: headline numbers, then one line per class."""
+    """A compact table for the terminal: headline numbers, then one line per class (or the task's own summary)."""
+    if "wer" in m:
+        from seehear.evaluation.transcripts import format_transcript_metrics
+
+        return format_transcript_metrics(m)
+    if "eer" in m:
+        return (f"EER {m['eer']:.2%}   minDCF {m.get('min_dcf', float('nan')):.3f}   threshold "
+                f"{m.get('threshold', float('nan')):.3f}   ({m.get('n_trials', '?')} trials among "
+                f"{m.get('n_speakers', '?')} unseen speakers)")
     head = [f"accuracy {m['accuracy']:.2%}   macro-F1 {m['macro_f1']:.3f}   UAR {m['balanced_accuracy']:.2%}"]
     extra = []
     if "top5_accuracy" in m:

@@ -142,6 +142,7 @@ class StreamingTranscriber:
         silent_tail = len(best) - (int(nonblank[-1]) + 1) if len(nonblank) else len(best)
         if not close and not (len(nonblank) and silent_tail >= self.endpoint_frames):
             return []
+        self.last_log_probs = lp  # the closed utterance's unit scores (for checks against the offline pass)
         hyp = self.t.decoder.decode(lp[None], torch.tensor([len(lp)]))[0] if len(nonblank) else None
         start = self.open_start * self.t.model.frame_seconds
         self.open, self.open_start = [], self.out_frames

@@ -39,7 +39,7 @@ class StreamingLSTMCTC(nn.Module):
     def __init__(self, num_classes: int, bands: int, hidden: int, layers: int, lookahead: int, dropout: float):
         super().__init__()
         self.subsample = StackSubsample(bands, hidden, 4, dropout)
-        self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True, dropout=dropout)
+        self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.lookahead = int(lookahead)
         # output t sees LSTM outputs t .. t + lookahead
         self.future = nn.Conv1d(hidden, hidden, self.lookahead + 1)

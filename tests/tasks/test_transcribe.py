@@ -1,0 +1,136 @@
+"""Speech to text end to end on espeak-ng sentences: train from the CLI and from Python, transcribe files (text,
+JSON, SRT), long files cut on silence, streaming equal to offline, and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from seehear.cli import main
+
+FAST = ["train.epochs=6", "train.threads=1", "data.workers=1", "model.name=conformer_ctc_tiny", "train.lr=3e-3",
+        "transcribe.decoder=greedy"]
+
+
+@pytest.fixture(scope="module")
+def sentences(tmp_path_factory):
+    from seehear.data.synth import make_spoken_sentences
+
+    return make_spoken_sentences(tmp_path_factory.mktemp("sent") / "sent", train=60, test=12, workers=1)
+
+
+@pytest.fixture(scope="module")
+def run(sentences, tmp_path_factory):
+    import seehear
+
+    out = tmp_path_factory.mktemp("runs") / "asr"
+    res = seehear.train(str(sentences), str(out), overrides=["task=transcribe", *FAST], progress=False)
+    return out, res
+
+
+@pytest.mark.slow
+def test_training_writes_a_transcription_run(run):
+    out, res = run
+    for f in ("config.yaml", "meta.json", "model.safetensors", "units.json", "lm.arpa", "metrics.json",
+              "split.json", "logs/metrics.csv"):
+        assert (out / f).is_file(), f
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["task"] == "transcribe" and meta["status"] == "done" and meta["data"]["counts"]["test"] == 12
+    m = res.metrics
+    assert 0 <= m["cer"] <= 1.5 and m["utterances"] == 12 and set(m["per_group"]) == {"en", "en-us", "en-f3"}
+    # it learned something: the CTC loss fell well below where it started
+    import csv
+
+    rows = [r for r in csv.DictReader((out / "logs" / "metrics.csv").open()) if r.get("train_loss")]
+    assert float(rows[-1]["train_loss"]) < 0.7 * float(rows[0]["train_loss"])
+
+
+@pytest.mark.slow
+def test_transcribe_formats_and_silence(run, sentences, tmp_path, capsys):
+    out, _ = run
+    wav = sorted((sentences / "test").glob("*.wav"))[0]
+    assert main(["transcribe", str(out), str(wav), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["file"] == str(wav) and isinstance(doc["text"], str) and doc["seconds"] > 0.3
+    assert main(["transcribe", str(out), str(wav), "--format", "srt"]) == 0
+    srt = capsys.readouterr().out
+    assert srt.strip() == "" or srt.lstrip().startswith("1\n00:00:")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    assert main(["transcribe", str(out), str(silent), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == ""  # silence: empty transcript, not an error
+
+
+@pytest.mark.slow
+def test_long_file_is_cut_on_silence(run, sentences, tmp_path):
+    from seehear.tasks.transcribe import transcribe
+
+    out, _ = run
+    parts = [sf.read(f, dtype="float32")[0] for f in sorted((sentences / "test").glob("*.wav"))[:4]]
+    gap = np.zeros(int(1.5 * 22050), dtype=np.float32)
+    long = np.concatenate([x for p in parts for x in (p, gap)])
+    path = tmp_path / "long.flac"
+    sf.write(path, long, 22050)  # espeak's rate: resampled on the way in
+    r = transcribe(out, [path])[0]
+    assert len(r["segments"]) == 4 and abs(r["seconds"] - len(long) / 22050) < 0.01
+    starts = [s["start"] for s in r["segments"]]
+    assert starts == sorted(starts) and all(s["end"] > s["start"] for s in r["segments"])
+
+
+@pytest.mark.slow
+def test_bad_input_is_reported_not_fatal(run, tmp_path, capsys):
+    out, _ = run
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    assert main(["transcribe", str(out), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.wav" in err and "Traceback" not in err
+    assert main(["transcribe", str(tmp_path), str(bad)]) == 2  # not a run folder: one line, exit 2
+
+
+@pytest.mark.slow
+def test_streaming_matches_offline(sentences, tmp_path):
+    """A streaming model fed 160 ms chunks gives the unit scores of its offline pass, so the same greedy text."""
+    import seehear
+    import torch
+
+    from seehear.speech.streaming import StreamingTranscriber
+    from seehear.tasks.transcribe import load
+
+    out = tmp_path / "stream"
+    seehear.train(str(sentences), str(out), overrides=["task=transcribe", "model.name=lstm_ctc_stream",
+                                                       "model.kwargs={hidden: 64, layers: 1}", *FAST[:3],
+                                                       "train.epochs=2", "transcribe.decoder=greedy"],
+                  progress=False)
+    t = load(out)
+    wav = sorted((sentences / "test").glob("*.wav"))[1]
+    x, sr = sf.read(wav, dtype="float32")
+    import torchaudio.functional as AF
+
+    x = AF.resample(torch.from_numpy(x), sr, 16000)
+    with torch.inference_mode():
+        lp, n = t.model(x[None], torch.tensor([len(x)]))
+    offline = t.decoder.decode(lp, n)[0].text
+    s = StreamingTranscriber(out, loaded=t, endpoint_seconds=1e9)  # one utterance: compare whole texts
+    step = int(0.16 * 16000)
+    finals = []
+    for i in range(0, len(x), step):
+        finals += s.feed(x[i:i + step].numpy())["final"]
+    finals += s.finish()["final"]
+    assert " ".join(f["text"] for f in finals) == offline
+    assert s.last_log_probs.shape == lp[0, : int(n[0])].shape
+    assert torch.allclose(s.last_log_probs, lp[0, : int(n[0])], atol=1e-4)
+    with pytest.raises(Exception, match="cannot stream"):
+        StreamingTranscriber(tmp_path / "nope", loaded=load_run_of_offline(out))
+
+
+def load_run_of_offline(out):
+    """The streaming run's model swapped for an offline one: the streamer must refuse it."""
+    from seehear.models import create_model
+    from seehear.tasks.transcribe import load
+
+    t = load(out)
+    t.model.acoustic = create_model("conformer_ctc_tiny", len(t.units), 1, (80, 0))
+    return t
