@@ -239,6 +239,14 @@ def splits_for(records, cfg: RunConfig, split_path: Path, resume: bool) -> dict:
 TASKS = ("classify", "transcribe", "speakers")
 
 
+def _run_task(run) -> str:
+    f = Path(run) / "meta.json"
+    try:
+        return read_json(f).get("task", "classify") if f.is_file() else "classify"
+    except Exception:
+        return "classify"  # load_run reports a damaged meta.json properly
+
+
 def _task_of(config, overrides: Sequence[str], out: Path, resume: bool) -> str:
     """The task a train call asks for: --set task=..., else the config's, else the resumed run's, else classify."""
     task = None
@@ -266,7 +274,12 @@ def _decode_for(loaded: rf.LoadedRun, source: Source, progress: bool):
 
 def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | None = None,
              progress: bool = True) -> dict:
-    """Metrics of a trained run on other labelled data; writes metrics.json and confusion.png to OUT."""
+    """Metrics of a trained run on other labelled data; writes metrics.json and confusion.png to OUT.
+    Transcription runs are measured by WER/CER (seehear.tasks.transcribe.evaluate)."""
+    if _run_task(run) == "transcribe":
+        from seehear.tasks.transcribe import evaluate as evaluate_transcripts
+
+        return evaluate_transcripts(run, data, out=out, progress=progress)
     loaded = load_run(run)
     pattern = label_pattern or loaded.cfg.data.label_pattern
     source = load_source(data, label_pattern=pattern)
@@ -293,6 +306,8 @@ def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | N
 
 def predict(run, inputs: str | Path | Sequence[str | Path], *, top_k: int = 3, progress: bool = False) -> list[dict]:
     """Top-k labels with probabilities for files or folders of files; unreadable files get an `error` entry."""
+    if _run_task(run) != "classify":
+        raise RunError(f"{run} is a {_run_task(run)} run: use `seehear transcribe` or `seehear speakers` with it")
     loaded = load_run(run)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
     source = list_files(paths)

@@ -134,3 +134,15 @@ def load_run_of_offline(out):
     t = load(out)
     t.model.acoustic = create_model("conformer_ctc_tiny", len(t.units), 1, (80, 0))
     return t
+
+
+@pytest.mark.slow
+def test_evaluate_and_predict_know_the_task(run, sentences, tmp_path, capsys):
+    out, res = run
+    assert main(["evaluate", str(out), str(sentences / "test"), "--out", str(tmp_path / "ev")]) == 0
+    text = capsys.readouterr().out
+    assert "WER" in text and (tmp_path / "ev" / "metrics.json").is_file()
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["utterances"] == 12 and abs(m["cer"] - res.metrics["cer"]) < 1e-9  # same data, same model, same CER
+    assert main(["predict", str(out), str(sorted((sentences / "test").glob("*.wav"))[0])]) == 2
+    assert "seehear transcribe" in capsys.readouterr().err

@@ -204,6 +204,37 @@ def load(run, decoder: str | None = None) -> LoadedTranscriber:
     return LoadedTranscriber(run_dir, model, units, cfg, meta, decoder)
 
 
+def evaluate(run, data, *, out=None, decoder: str | None = None, progress: bool = True) -> dict:
+    """WER/CER of a transcription run on other data with transcripts; writes metrics.json to OUT
+    (default RUN/eval/NAME)."""
+    from seehear.data.cache import decode_waves
+    from seehear.data.sources import load_source
+    from seehear.engine.trainer import set_threads
+    from seehear.evaluation.transcripts import transcript_metrics
+
+    t = load(run, decoder)
+    set_threads(t.cfg)
+    records = [r for r in load_source(data, modality="audio").records if r.transcript is not None]
+    if not records:
+        raise DataError(f"{data} has no transcripts to measure against (a Kaldi dir with a text file, or a "
+                        f"manifest with a transcript column)")
+    waves = decode_waves(records, t.cfg.audio.sample_rate, max_seconds=None, workers=t.cfg.data.workers,
+                         progress=progress)
+    t0 = time.perf_counter()
+    hyps = t.recognize([waves.batch([i])[0][0] for i in range(len(waves))])
+    recs = [records[k] for k in waves.keep]
+    m = transcript_metrics([r.transcript for r in recs], [h.text for h in hyps], [r.group for r in recs],
+                           [r.key for r in recs])
+    seconds = float(waves.lengths.sum()) / t.cfg.audio.sample_rate
+    m.update(decoder=t.decoder_name, real_time_factor=round((time.perf_counter() - t0) / max(seconds, 1e-9), 4),
+             skipped=[list(s) for s in waves.skipped],
+             unknown_characters=sorted({c for r in recs for c in t.units.unknown_chars(r.transcript)}))
+    out = Path(out) if out else Path(run) / "eval" / Path(str(data)).resolve().name
+    write_json(out / "metrics.json", m)
+    m["out"] = str(out)
+    return m
+
+
 def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None) -> list[dict]:
     """Transcripts of audio files, one dict each: file, text, segments (start, end, text, words), seconds,
     compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text."""
