@@ -48,7 +48,8 @@ class Bench:
         from seehear.engine.run_folder import machine, versions
 
         out = {"benchmark": self.name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "command": f"make bench BENCH={self.name}  (python bench/{self.name}.py {' '.join(sys.argv[1:])})",
+               "command": f"make bench BENCH={Path(sys.argv[0]).stem}  "
+                          f"(python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])})".rstrip(),
                "machine": machine(), "versions": versions(), "wall_seconds": round(time.time() - self.t0, 1),
                "peak_memory_mb": peak_rss_mb(), "goals": self.goals, "figures": self.figures, "notes": self.notes}
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Transcription of audio that arrives in chunks (a microphone, a socket), with a model trained for limited
-look-ahead (`lstm_ctc_stream`: a left-to-right LSTM that sees 4 output frames = 160 ms of the future).
+look-ahead (`lstm_ctc_stream`: a left-to-right LSTM that sees 3 output frames = 120 ms of the future).
 
     s = StreamingTranscriber("runs/asr-stream")
     for chunk in chunks:                 # float32 or int16 samples at the run's rate, any size (100-200 ms suits)

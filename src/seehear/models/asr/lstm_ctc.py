@@ -82,8 +82,8 @@ def bilstm_ctc(num_classes: int, in_channels: int, input_size, hidden: int = 256
     return BiLSTMCTC(num_classes, int(input_size[0]), hidden, layers, dropout)
 
 
-@register_model("lstm_ctc_stream", "audio", "streaming 3-layer LSTM CTC (hidden 320), 4 frames (160 ms) of "
+@register_model("lstm_ctc_stream", "audio", "streaming 3-layer LSTM CTC (hidden 320), 3 frames (120 ms) of "
                 "look-ahead, ~3.1M params", sequence=True, task="transcribe")
 def lstm_ctc_stream(num_classes: int, in_channels: int, input_size, hidden: int = 320, layers: int = 3,
-                    lookahead: int = 4, dropout: float = 0.1):
+                    lookahead: int = 3, dropout: float = 0.1):
     return StreamingLSTMCTC(num_classes, int(input_size[0]), hidden, layers, lookahead, dropout)
