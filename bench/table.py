@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ["fsdd", "emodb", "cifar10", "cifar10-30min", "frontend", "latency", "hardware"]
+ORDER = ["fsdd", "emodb", "cifar10", "cifar10-30min", "frontend", "latency", "hardware", "speechocean762-asr",
+         "fsdd-connected", "speechocean762-verify"]
 
 
 def fmt(v) -> str:
@@ -25,7 +26,9 @@ def rows() -> list[str]:
         r = json.loads(files[name].read_text())
         m = r.get("machine", {})
         machine = f"{m.get('cores', '?')} cores {m.get('cpu', '')}" + (f", {m['gpu']}" if m.get("gpu") else "")
-        cmd = f"`make bench BENCH={name.split('-')[0]}`"
+        # the exact command each result recorded (make bench BENCH=x runs `python bench/x.py` with no options)
+        c = r.get("command", "")
+        cmd = f"`{c.split('  (', 1)[1].rstrip(')').strip()}`" if "  (" in c else f"`make bench BENCH={name}`"
         goals = r.get("goals") or {"(figures only)": {"target": "—", "measured": "see JSON", "met": None, "unit": ""}}
         for g, v in goals.items():
             met = {True: "yes", False: "**no**", None: "—"}[v.get("met")]
