@@ -90,6 +90,30 @@ def test_bad_input_is_reported_not_fatal(run, tmp_path, capsys):
     assert main(["transcribe", str(tmp_path), str(bad)]) == 2  # not a run folder: one line, exit 2
 
 
+def test_transcripts_that_are_not_utf8_are_skipped_and_listed(sentences, tmp_path):
+    """A Latin-1 transcript is listed in skipped.json with the reason; the others train. No audio is touched
+    beyond one epoch on four recordings."""
+    import shutil
+
+    import seehear
+
+    d = tmp_path / "data" / "train"
+    d.mkdir(parents=True)
+    lines = (sentences / "train" / "text").read_text().splitlines()[:4]
+    for ln in lines:
+        utt = ln.split()[0]
+        shutil.copy(sentences / "train" / f"{utt}.wav", d / f"{utt}.wav")
+    (d / "wav.scp").write_text("".join(f"{ln.split()[0]} {ln.split()[0]}.wav\n" for ln in lines))
+    body = "".join(ln + "\n" for ln in lines[1:]).encode() + f"{lines[0].split()[0]} caf\xe9\n".encode("latin-1")
+    (d / "text").write_bytes(body)
+    out = tmp_path / "run"
+    seehear.train(str(d), str(out), overrides=["task=transcribe", *FAST[:4], "train.epochs=1",
+                                               "data.valid_fraction=0.25", "data.test_fraction=0.25"],
+                  progress=False)
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert len(skipped) == 1 and lines[0].split()[0] in skipped[0][0] and "UTF-8" in skipped[0][1]
+
+
 @pytest.mark.slow
 def test_streaming_matches_offline(sentences, tmp_path):
     """A streaming model fed 160 ms chunks gives the unit scores of its offline pass, so the same greedy text."""

@@ -51,6 +51,9 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     _prepare_run_dir(out, resume, overwrite)
     source = load_source(data, modality="audio")
     records = [r for r in source.records if r.transcript is not None and normalize_text(r.transcript)]
+    # Kaldi text files are read with errors="replace": U+FFFD marks bytes that were not UTF-8
+    bad_text = [r for r in records if "\ufffd" in r.transcript]
+    records = [r for r in records if "\ufffd" not in r.transcript]
     if not records:
         raise DataError(f"{data} has no transcripts: speech to text needs a Kaldi dir (wav.scp + text) or a "
                         f"manifest with path and transcript columns")
@@ -67,7 +70,8 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     tc = cfg.transcribe
     waves = decode_waves(records, cfg.audio.sample_rate, max_seconds=tc.max_seconds, workers=cfg.data.workers,
                          progress=progress)
-    write_json(out / "skipped.json", [list(s) for s in waves.skipped])
+    write_json(out / "skipped.json", [list(s) for s in waves.skipped] + [
+        [r.key, "transcript is not UTF-8 text (convert the text file, e.g. with iconv)"] for r in bad_text])
     row = {rec: i for i, rec in enumerate(waves.keep)}
     part = {name: [row[i] for i in idx if i in row] for name, idx in splits.items()}
     if not part.get("train"):
@@ -92,7 +96,7 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
                       "params": sum(p.numel() for p in net.parameters()),
                       "streaming": hasattr(net.acoustic, "step")},
             "data": {"source": str(Path(data).resolve()), "kind": source.kind,
-                     "counts": {k: len(v) for k, v in part.items()}, "skipped": len(waves.skipped),
+                     "counts": {k: len(v) for k, v in part.items()}, "skipped": len(waves.skipped) + len(bad_text),
                      "hours": round(float(waves.lengths.sum()) / cfg.audio.sample_rate / 3600, 3),
                      "unknown_characters_in_test": unknown, "fingerprint": rf.fingerprint([r.key for r in records])},
             "versions": rf.versions(), "machine": rf.machine(), "command": rf.describe_command()}
