@@ -10,7 +10,7 @@ import soundfile as sf
 
 from seehear.cli import main
 
-FAST = ["train.epochs=6", "train.threads=1", "data.workers=1", "model.name=conformer_ctc_tiny", "train.lr=3e-3",
+FAST = ["train.epochs=10", "train.threads=1", "data.workers=1", "model.name=conformer_ctc_tiny", "train.lr=3e-3",
         "transcribe.decoder=greedy"]
 
 
