@@ -19,6 +19,7 @@ within an hour on 2 cores (estimated from the peer's measured speed and seehear'
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, WORK, Bench, need
+from common import DATA, RESULTS, WORK, Bench, need
 from pocketsphinx_peer import normalize, read_kaldi, score
 import pocketsphinx_peer
 
@@ -180,6 +181,9 @@ def main(argv=None) -> None:
     ap.add_argument("--set", action="append", default=[], help="extra seehear override key=value (dev)")
     ap.add_argument("--smoke", action="store_true",
                     help="plumbing check: 200 training / 20 test sentences, 60 s budget, peer on 5 → -smoke.json")
+    ap.add_argument("--reuse-run", action="store_true",
+                    help="measure the model the previous run of this benchmark trained (after a change to "
+                         "transcription only); its training figures are carried over")
     args = ap.parse_args(argv)
 
     train, test = read_kaldi(need(CORPUS / "train")), read_kaldi(need(CORPUS / "test"))
@@ -206,7 +210,17 @@ def main(argv=None) -> None:
                              "credit": "speechocean762, CC BY 4.0 (OpenSLR SLR101), Zhang et al. 2021"}
         print(f"== training seehear (budget {args.budget:.0f} s)", file=sys.stderr, flush=True)
         run_dir = work / "runs" / "default"
-        b.figures["training"], b.figures["seehear_overrides"] = train_seehear(data, run_dir, args.budget, args.set)
+        prev = RESULTS / f"{name}.json"
+        if args.reuse_run and (run_dir / "model.safetensors").is_file() and prev.is_file():
+            old = json.loads(prev.read_text())
+            b.figures["training"], b.figures["seehear_overrides"] = (old["figures"]["training"],
+                                                                    old["figures"]["seehear_overrides"])
+            b.figures["training"]["previous_benchmark_wall_seconds"] = old.get("wall_seconds")
+            b.notes.append("--reuse-run: the model trained by the previous run of this benchmark (training figures "
+                           "carried over); transcription, timing and the peer ran again.")
+        else:
+            b.figures["training"], b.figures["seehear_overrides"] = train_seehear(data, run_dir, args.budget,
+                                                                                  args.set)
         print(b.figures["training"], file=sys.stderr, flush=True)
         _, ours = evaluate(b, run_dir, test, spread(len(test), args.peer_limit) if args.peer_limit else [],
                            spread(len(test), args.rtf_utts), group=age_group)

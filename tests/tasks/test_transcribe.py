@@ -73,7 +73,12 @@ def test_long_file_is_cut_on_silence(run, sentences, tmp_path):
     long = np.concatenate([x for p in parts for x in (p, gap)])
     path = tmp_path / "long.flac"
     sf.write(path, long, 22050)  # espeak's rate: resampled on the way in
-    r = transcribe(out, [path])[0]
+    from seehear.tasks.transcribe import load
+
+    assert len(transcribe(out, [path])[0]["segments"]) == 1  # up to transcribe.max_seconds: decoded whole
+    t = load(out)
+    t.cfg.transcribe.max_seconds = 5.0  # "far longer than any seen in training": cut on silence
+    r = transcribe(out, [path], loaded=t)[0]
     assert len(r["segments"]) == 4 and abs(r["seconds"] - len(long) / 22050) < 0.01
     starts = [s["start"] for s in r["segments"]]
     assert starts == sorted(starts) and all(s["end"] > s["start"] for s in r["segments"])
