@@ -9,6 +9,12 @@ import copy
 
 from seehear.config import RunConfig
 
+# Shared by the offline and the streaming speech-to-text recipes (see "asr" below for why these values).
+ASR_AUGMENT = {"time_shift": 0.0, "speed": [0.9, 1.1], "noise_snr_db": [15.0, 40.0], "noise_prob": 0.0,
+               "freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 25}
+ASR_TRAIN = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 8, "epochs": 60,
+             "schedule": "onecycle", "label_smoothing": 0.0, "grad_clip": 5.0}
+
 RECIPES: dict[str, dict] = {
     # Small images (digits, CIFAR-sized): a fast wide CNN, flips and translations, label smoothing, one-cycle SGD.
     "image-small": {
@@ -63,10 +69,8 @@ RECIPES: dict[str, dict] = {
         "model": {"name": "conformer_ctc"},
         "audio": {"sample_rate": 16000, "features": "logmel", "n_mels": 80, "normalize": "utterance",
                   "f_max": 8000.0},
-        "augment": {"time_shift": 0.0, "speed": [0.9, 1.1], "noise_snr_db": [15.0, 40.0], "noise_prob": 0.0,
-                    "freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 25},
-        "train": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 8, "epochs": 60,
-                  "schedule": "onecycle", "label_smoothing": 0.0, "grad_clip": 5.0},
+        "augment": ASR_AUGMENT,
+        "train": ASR_TRAIN,
     },
     # Streaming speech to text: a left-to-right LSTM with 120 ms look-ahead; features without utterance statistics
     # (the model normalises each stacked frame itself), so they can be computed as audio arrives.
@@ -75,10 +79,8 @@ RECIPES: dict[str, dict] = {
         "data": {"valid_fraction": 0.04},
         "model": {"name": "lstm_ctc_stream"},
         "audio": {"sample_rate": 16000, "features": "logmel", "n_mels": 80, "normalize": "none", "f_max": 8000.0},
-        "augment": {"time_shift": 0.0, "speed": [0.9, 1.1], "noise_snr_db": [15.0, 40.0], "noise_prob": 0.0,
-                    "freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 25},
-        "train": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 8, "epochs": 60,
-                  "schedule": "onecycle", "label_smoothing": 0.0, "grad_clip": 5.0},
+        "augment": ASR_AUGMENT,
+        "train": ASR_TRAIN,
     },
     # Speaker embeddings (task: speakers): an ECAPA-style TDNN over 80 log-mel bands trained as speaker
     # classification with AAM-softmax on 3 s crops; cosine scoring of the embeddings.

@@ -46,22 +46,32 @@ def decode_all(records, cfg, modality, *, workers: int = 0, progress: bool = Tru
     else:
         raise ConfigError(f"modality {modality!r} is not image or audio")
 
+    def one_or_reason(i):
+        try:
+            one(i)
+        except CorruptFileError as e:
+            return e.reason
+        return None
+
+    failed = _decode_parallel(n, one_or_reason, workers, progress, modality)
+    keep = [i for i in range(n) if i not in failed]
+    x = out if not failed else out[torch.tensor(keep, dtype=torch.long)]
+    skipped = [(records[i].key, failed[i]) for i in sorted(failed)]
+    return DecodedSet(x, keep, skipped)
+
+
+def _decode_parallel(n: int, one_or_reason, workers: int, progress: bool, what: str) -> dict[int, str]:
+    """Run one_or_reason(i) for i in range(n) in threads, in chunks; returns {i: reason} of the examples that
+    failed (one_or_reason returned a reason)."""
     def chunk(lo, hi):
-        bad = []
-        for i in range(lo, hi):
-            try:
-                one(i)
-            except CorruptFileError as e:
-                bad.append((i, e.reason))
+        bad = [(i, r) for i in range(lo, hi) if (r := one_or_reason(i)) is not None]
         return hi - lo, bad
 
     failed: dict[int, str] = {}
-    workers = workers or os.cpu_count() or 1
-    bar = _progress(n, modality) if progress and n > 200 else None
+    bar = _progress(n, what) if progress and n > 200 else None
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-            futures = [pool.submit(chunk, lo, min(lo + _CHUNK, n)) for lo in range(0, n, _CHUNK)]
-            for fut in as_completed(futures):
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="decode") as pool:
+            for fut in as_completed([pool.submit(chunk, lo, min(lo + _CHUNK, n)) for lo in range(0, n, _CHUNK)]):
                 done, bad = fut.result()
                 failed.update(bad)
                 if bar is not None:
@@ -69,10 +79,7 @@ def decode_all(records, cfg, modality, *, workers: int = 0, progress: bool = Tru
     finally:
         if bar is not None:
             bar[0].stop()
-    keep = [i for i in range(n) if i not in failed]
-    x = out if not failed else out[torch.tensor(keep, dtype=torch.long)]
-    skipped = [(records[i].key, failed[i]) for i in sorted(failed)]
-    return DecodedSet(x, keep, skipped)
+    return failed
 
 
 def _progress(n: int, modality: str):
@@ -117,33 +124,18 @@ def decode_waves(records, sample_rate: int, *, max_seconds: float | None = None,
     waves: list = [None] * n
     limit = int(max_seconds * sample_rate) if max_seconds else None
 
-    def chunk(lo, hi):
-        bad = []
-        for i in range(lo, hi):
-            try:
-                w = decode_audio(records[i], sample_rate=sample_rate, num_samples=None, crop="start")
-            except CorruptFileError as e:
-                bad.append((i, e.reason))
-                continue
-            if limit and len(w) > limit:
-                bad.append((i, f"{len(w) / sample_rate:.1f} s is longer than transcribe.max_seconds "
-                               f"({max_seconds:g} s); too long to train on whole"))
-                continue
-            waves[i] = w.clamp_(-1.0, 1.0).mul_(32767.0).round_().to(torch.int16)
-        return hi - lo, bad
+    def one_or_reason(i):
+        try:
+            w = decode_audio(records[i], sample_rate=sample_rate, num_samples=None, crop="start")
+        except CorruptFileError as e:
+            return e.reason
+        if limit and len(w) > limit:
+            return (f"{len(w) / sample_rate:.1f} s is longer than transcribe.max_seconds ({max_seconds:g} s); "
+                    f"too long to train on whole")
+        waves[i] = w.clamp_(-1.0, 1.0).mul_(32767.0).round_().to(torch.int16)
+        return None
 
-    failed: dict[int, str] = {}
-    bar = _progress(n, "audio") if progress and n > 200 else None
-    try:
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="decode") as pool:
-            for fut in as_completed([pool.submit(chunk, lo, min(lo + _CHUNK, n)) for lo in range(0, n, _CHUNK)]):
-                done, bad = fut.result()
-                failed.update(bad)
-                if bar is not None:
-                    bar[0].advance(bar[1], done)
-    finally:
-        if bar is not None:
-            bar[0].stop()
+    failed = _decode_parallel(n, one_or_reason, workers, progress, "audio")
     keep = [i for i in range(n) if i not in failed]
     lens = torch.tensor([0] + [len(waves[i]) for i in keep], dtype=torch.long)
     samples = torch.cat([waves[i] for i in keep]) if keep else torch.zeros(0, dtype=torch.int16)

@@ -147,24 +147,31 @@ def make_spoken_words(out_dir, words, voices=VOICES, speeds=(130, 160, 190), pit
 
     def speak(job):
         w, v, s, p = job
-        f = out / f"{w}_{v}_{s}_{p}.wav"
-        if f.is_file() and f.stat().st_size > 44:
-            return None
-        tmp = f.with_name(f".{f.name}")  # hidden while written: an interrupted run leaves no half file
-        r = subprocess.run([exe, "-v", v, "-s", str(s), "-p", str(p), "-w", str(tmp), w],
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode != 0 or not tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            return f"voice {v!r}: {(r.stderr or r.stdout).strip() or f'exit {r.returncode}'}"
-        os.replace(tmp, f)
-        return None
+        return _speak(exe, out / f"{w}_{v}_{s}_{p}.wav", w, v, ["-s", str(s), "-p", str(p)])
 
+    _speak_all(speak, jobs, workers)
+    return out
+
+
+def _speak(exe: str, f: Path, text: str, voice: str, flags: list[str]) -> str | None:
+    """espeak-ng says `text` into WAV file f (kept if already there); returns an error line, or None."""
+    if f.is_file() and f.stat().st_size > 44:
+        return None
+    tmp = f.with_name(f".{f.name}")  # hidden while written: an interrupted run leaves no half file
+    r = subprocess.run([exe, "-v", voice, *flags, "-w", str(tmp), text], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        return f"voice {voice!r}: {(r.stderr or r.stdout).strip() or f'exit {r.returncode}'}"
+    os.replace(tmp, f)
+    return None
+
+
+def _speak_all(speak, jobs, workers: int) -> None:
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         errors = [e for e in pool.map(speak, jobs) if e]
     if errors:
         raise DataError(f"espeak-ng failed for {len(errors)} of {len(jobs)} files ({errors[0]}); "
                         f"list voices with `espeak-ng --voices=en`")
-    return out
 
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -188,21 +195,9 @@ def make_spoken_sentences(out_dir, *, train: int = 120, test: int = 20, words=DI
 
     def speak(job):
         split, utt, voice, speed, text = job
-        f = out / split / f"{utt}.wav"
-        if not (f.is_file() and f.stat().st_size > 44):
-            tmp = f.with_name(f".{f.name}")
-            r = subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", str(tmp), text], capture_output=True,
-                               text=True, timeout=60)
-            if r.returncode != 0 or not tmp.is_file():
-                tmp.unlink(missing_ok=True)
-                return f"voice {voice!r}: {(r.stderr or r.stdout).strip() or f'exit {r.returncode}'}"
-            os.replace(tmp, f)
-        return None
+        return _speak(exe, out / split / f"{utt}.wav", text, voice, ["-s", str(speed)])
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        errors = [e for e in pool.map(speak, jobs) if e]
-    if errors:
-        raise DataError(f"espeak-ng failed for {len(errors)} of {len(jobs)} files ({errors[0]})")
+    _speak_all(speak, jobs, workers)
     for split in ("train", "test"):
         rows = [j for j in jobs if j[0] == split]
         (out / split / "wav.scp").write_text("".join(f"{u}\t{split}/{u}.wav\n" for _, u, _, _, _ in rows))
