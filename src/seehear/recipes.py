@@ -96,8 +96,6 @@ RECIPES: dict[str, dict] = {
     },
 }
 
-TASK_RECIPES = {"transcribe": "asr", "speakers": "speakers"}  # the recipe each non-classification task starts from
-
 
 def pick_recipe(modality: str, median_image_side: float | None = None) -> str:
     if modality == "audio":
