@@ -108,8 +108,11 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
     precision = pick_precision(cfg, device)
 
     ckpt_dir = run_dir / "checkpoints"
-    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=0, save_last=True,
-                                 every_n_epochs=max(1, t.checkpoint_every), save_on_train_epoch_end=True)]
+    # One file, last.ckpt, rewritten every `checkpoint_every` epochs. Not save_last=True with save_top_k=0: since
+    # Lightning 2.6 that writes "last" only when a top-k checkpoint was saved too, i.e. never until training ends.
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, save_last=False,
+                                 enable_version_counter=False, every_n_epochs=max(1, t.checkpoint_every),
+                                 save_on_train_epoch_end=True)]
     if t.ema:
         callbacks.append(EMAWeightAveraging(decay=t.ema))
     if t.early_stopping and val_loader is not None:
