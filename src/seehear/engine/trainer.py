@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -134,15 +136,33 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
         default_root_dir=str(run_dir))
     last = ckpt_dir / "last.ckpt"
     start = time.time()
+    # Ctrl-C asks the trainer to stop after the current step (a second one stops at once). A KeyboardInterrupt
+    # raised wherever the main thread happens to be, e.g. inside a logger's queue, can leave a lock held and hang
+    # the shutdown; a flag the loop checks cannot.
+    interrupted: list[bool] = []
+
+    def on_sigint(signum, frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        trainer.should_stop = True
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
                         ckpt_path=str(last) if resume and last.is_file() else None)
-        except SystemExit:  # Lightning turns Ctrl-C into sys.exit(1); callers want to say how to resume
+        except SystemExit:  # Lightning turns a KeyboardInterrupt into sys.exit(1)
             if trainer.interrupted:
                 raise KeyboardInterrupt from None
             raise
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt  # callers say how to resume from the last checkpoint
     module.eval()
     return {"epochs_run": int(trainer.current_epoch), "wall_seconds": round(time.time() - start, 2),
             "train_seconds": round(module.train_seconds, 2), "device": device, "precision": precision,
