@@ -106,13 +106,17 @@ class DecodedWaves:
     def __len__(self) -> int:
         return len(self.keep)
 
+    def wave(self, i: int) -> torch.Tensor:
+        """Row i as int16 [S] (a view, no copy)."""
+        return self.samples[int(self.offsets[i]):int(self.offsets[i + 1])]
+
     def batch(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero-padded int16 [B, S_max] and lengths [B] for the given rows."""
         lens = self.lengths[rows]
         out = torch.zeros((len(rows), int(lens.max()) if len(rows) else 0), dtype=torch.int16)
         for j, i in enumerate(rows.tolist() if torch.is_tensor(rows) else rows):
-            a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-            out[j, : b - a] = self.samples[a:b]
+            w = self.wave(i)
+            out[j, : len(w)] = w
         return out, lens
 
 

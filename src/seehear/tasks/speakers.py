@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +29,7 @@ from seehear.data.sources import load_source
 from seehear.engine import run_folder as rf
 from seehear.engine.checkpoint import read_json, write_json
 from seehear.engine.module import ClassifyModule
-from seehear.errors import ConfigError, CorruptFileError, DataError, RunError
+from seehear.errors import ConfigError, DataError, RunError
 
 MIN_SECONDS = 1.0  # shorter utterances are repeated up to this (the TDNN needs some context)
 MAX_SECONDS = 30.0  # longer ones are cut to their middle this long: bounded memory and time per file
@@ -70,29 +69,31 @@ def _split_speakers(recs, spk, cfg: RunConfig) -> tuple[list[int], list[int], st
             "held-out speakers")
 
 
-def _read_wave(path: str, sample_rate: int) -> torch.Tensor:
-    """A whole file as int16 [S], mono, resampled; at least MIN_SECONDS (repeated), at most MAX_SECONDS (middle)."""
-    w = decode_audio(Record(str(path)), sample_rate=sample_rate, num_samples=None, crop="center")
+def _bound(w: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """At least MIN_SECONDS (repeated), at most MAX_SECONDS (the middle), as int16."""
     lo, hi = int(MIN_SECONDS * sample_rate), int(MAX_SECONDS * sample_rate)
     if len(w) > hi:
         w = w[(len(w) - hi) // 2:][:hi]
     if len(w) < lo:
         w = w.repeat(math.ceil(lo / max(1, len(w))))[:lo]
+    if w.dtype == torch.int16:
+        return w  # a view into the decoded set's storage: no copy
     return w.clamp(-1, 1).mul(32767).round().to(torch.int16)
 
 
-def _read_all(paths: list[str], sample_rate: int, workers: int = 0):
-    """Decode in threads (libsndfile releases the GIL); returns (waves, kept indices, skipped (path, reason))."""
-    def one(p):
-        try:
-            return _read_wave(p, sample_rate), None
-        except CorruptFileError as e:
-            return None, e.reason
+def _read_wave(path: str, sample_rate: int) -> torch.Tensor:
+    """A whole file as int16 [S], mono, resampled, bounded in length (_bound)."""
+    return _bound(decode_audio(Record(str(path)), sample_rate=sample_rate, num_samples=None, crop="center"),
+                  sample_rate)
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        res = list(pool.map(one, paths))
-    keep = [i for i, (w, _) in enumerate(res) if w is not None]
-    return [res[i][0] for i in keep], keep, [(paths[i], r) for i, (_, r) in enumerate(res) if r is not None]
+
+def _read_all(paths: list[str], sample_rate: int, workers: int = 0):
+    """Decode in threads with the data layer (bad files skipped and listed); returns (waves, kept indices,
+    skipped (path, reason))."""
+    from seehear.data.cache import decode_waves
+
+    d = decode_waves([Record(str(p)) for p in paths], sample_rate, workers=workers, progress=False)
+    return [_bound(d.wave(j), sample_rate) for j in range(len(d))], d.keep, d.skipped
 
 
 class Segments:

@@ -113,7 +113,7 @@ def train(data, out, *, config=None, model: str | None = None, epochs: int | Non
     if rows:
         t0 = time.perf_counter()
         loaded = LoadedTranscriber(out, net, units, cfg, meta)
-        hyps = loaded.recognize([waves.batch([i])[0][0] for i in rows])
+        hyps = loaded.recognize([waves.wave(i) for i in rows])
         seconds = float(waves.lengths[rows].sum()) / cfg.audio.sample_rate
         from seehear.evaluation.transcripts import transcript_metrics
 
@@ -225,7 +225,7 @@ def evaluate(run, data, *, out=None, decoder: str | None = None, progress: bool 
     waves = decode_waves(records, t.cfg.audio.sample_rate, max_seconds=None, workers=t.cfg.data.workers,
                          progress=progress)
     t0 = time.perf_counter()
-    hyps = t.recognize([waves.batch([i])[0][0] for i in range(len(waves))])
+    hyps = t.recognize([waves.wave(i) for i in range(len(waves))])
     recs = [records[k] for k in waves.keep]
     m = transcript_metrics([r.transcript for r in recs], [h.text for h in hyps], [r.group for r in recs],
                            [r.key for r in recs])
