@@ -1,7 +1,6 @@
 """Run benchmarks, each as its own process (so that peak memory is per benchmark), streaming their output.
 
-    python bench/run.py all                      # hardware, frontend, latency, fsdd, emodb, cifar10, fsdd_connected,
-                                                 # speechocean762_asr
+    python bench/run.py all                      # every entry of ALL below, one after another
     python bench/run.py cifar10                  # one: bench/cifar10.py → bench/results/cifar10.json
     python bench/run.py cifar10 --budget 1800    # arguments after a single name go to its script
 
@@ -16,7 +15,8 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ALL = ["hardware", "frontend", "latency", "fsdd", "emodb", "cifar10", "fsdd_connected", "speechocean762_asr", "speechocean762_verify"]
+ALL = ["hardware", "frontend", "latency", "fsdd", "fsdd --fast", "emodb", "cifar10", "cifar10 --budget 1800",
+       "fsdd_connected", "speechocean762_asr", "speechocean762_verify"]  # "name args": the script with arguments
 
 
 def main(argv: list[str]) -> int:
@@ -29,7 +29,9 @@ def main(argv: list[str]) -> int:
         return 2
     names = ALL if name == "all" else [name]
     status: dict[str, str] = {}
-    for n in names:
+    for entry in names:
+        n, *fixed = entry.split()
+        extra = [*fixed, *argv[1:]]
         script = BENCH / f"{n}.py"
         if not script.is_file():
             known = ", ".join(sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in ("common", "run")))
@@ -38,7 +40,7 @@ def main(argv: list[str]) -> int:
                       file=sys.stderr)
                 return 2
             print(f"== {n}: skipped, {script.relative_to(BENCH.parent)} does not exist", flush=True)
-            status[n] = "skipped (no script)"
+            status[entry] = "skipped (no script)"
             continue
         print(f"== {n}: {sys.executable} {script.relative_to(BENCH.parent)} {' '.join(extra)}".rstrip(), flush=True)
         t = time.time()
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> int:
         except KeyboardInterrupt:  # the child got the Ctrl-C too
             print(f"\n== {n}: interrupted", flush=True)
             return 130
-        status[n] = f"{'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.time() - t:.0f} s"
+        status[entry] = f"{'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.time() - t:.0f} s"
     print("== summary: " + "; ".join(f"{n} {s}" for n, s in status.items()), flush=True)
     return 1 if any(s.startswith("FAILED") for s in status.values()) else 0
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = ["fsdd", "emodb", "cifar10", "cifar10-30min", "frontend", "latency", "hardware", "speechocean762-asr",
+ORDER = ["fsdd", "fsdd-30s", "emodb", "cifar10", "cifar10-30min", "frontend", "latency", "hardware", "speechocean762-asr",
          "fsdd-connected", "speechocean762-verify"]
 
 

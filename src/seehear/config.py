@@ -23,6 +23,7 @@ class DataConfig:
     split_column: Optional[str] = None  # take the split from this column (values train/valid/test)
     test_files: Optional[str] = None  # a text file listing the paths (one per line) that form the test split
     valid_fraction: float = 0.1
+    valid_max: Optional[int] = None  # at most this many validation examples (enough to watch training; rest trains)
     test_fraction: float = 0.2
     max_image_pixels: int = 50_000_000  # larger images are refused as likely decompression bombs
     workers: int = 0  # decode threads; 0 = number of cores
@@ -49,12 +50,14 @@ class ImageConfig:
     size: int = 32  # images are resized to size x size
     channels: int = 3  # 1 = grayscale, 3 = RGB
     resize: str = "stretch"  # stretch | pad (keep aspect, pad) | crop (keep aspect, centre crop)
+    tta: str = "none"  # none | flip: predictions average the image and its mirror (2x the inference compute)
 
 
 @dataclass
 class AugmentConfig:
     # images, applied on whole batches
     flip: bool = True
+    alternate_flip: bool = False  # flip each image on alternate epochs instead of at random (airbench)
     crop_pad: int = 2  # random translate by up to this many pixels (reflect padding)
     # audio waveform, on whole batches
     time_shift: float = 0.1  # seconds, roll by up to this much
@@ -91,6 +94,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # for cosine and constant
     label_smoothing: float = 0.1
     ema: Optional[float] = None  # decay of an exponential moving average of weights, e.g. 0.999; None = off
+    lookahead: bool = False  # airbench-style lookahead averaging every 5 steps (engine/lookahead.py)
     grad_clip: Optional[float] = 5.0
     early_stopping: Optional[int] = None  # patience in epochs on validation accuracy; None = off
     class_weights: bool = False  # weight the loss by inverse class frequency

@@ -137,3 +137,15 @@ def test_save_load_round_trip(tmp_path):
            {s: sorted(r[i].key for i in idx) for s, idx in sp.items()}
     with pytest.raises(DataError, match="1 examples in .* no longer in the data"):
         load_splits(r[1:], tmp_path / "split.json")
+
+
+def test_valid_max_caps_validation_and_the_rest_trains():
+    r = recs(100)  # 300 examples: 10% would be 30
+    sp = make_splits(r, valid_fraction=0.1, valid_max=9, seed=0)
+    partition_ok(sp, 300)
+    assert len(sp["valid"]) == 9 and len(sp["test"]) == 60 and len(sp["train"]) == 231
+    for i, x in enumerate(r):
+        x.split = "test" if i % 5 == 0 else "train"
+    sp = make_splits(r, column="split", valid_fraction=0.1, valid_max=12)
+    assert len(sp["valid"]) == 12 and len(sp["train"]) == 240 - 12
+    assert len(make_splits(r, column="split", valid_fraction=0.1)["valid"]) == 30  # no cap: the fraction

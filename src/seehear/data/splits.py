@@ -23,13 +23,14 @@ _ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "val
 
 
 def make_splits(records, *, by=None, column=None, test_files=None, valid_fraction=0.1, test_fraction=0.2,
-                seed=0) -> dict[str, list[int]]:
+                valid_max=None, seed=0) -> dict[str, list[int]]:
     """Indices into `records` for train/valid/test.
 
     by: 'speaker'/'group' (Record.group) or an extra column: no group in two splits.
     column: take the split from Record.split ('split') or an extra column; a missing valid is carved from train.
     test_files: a text file (or list) of paths that form the test split; valid is carved from the rest.
     Otherwise stratified random by label (plain random when some class is too small to stratify).
+    valid_max caps the validation examples that valid_fraction would take (large data sets train on the rest).
     """
     n = len(records)
     if n == 0:
@@ -50,8 +51,8 @@ def make_splits(records, *, by=None, column=None, test_files=None, valid_fractio
         if not parts["train"]:
             raise DataError(f"split column {column!r} puts no example in train")
         if not parts["valid"]:
-            parts["train"], parts["valid"] = _carve(parts["train"], _count(valid_fraction, n), labels, groups, rng,
-                                                    seed)
+            n_valid = _count(valid_fraction, n, valid_max)
+            parts["train"], parts["valid"] = _carve(parts["train"], n_valid, labels, groups, rng, seed)
         return _done(parts, groups)
 
     if test_files is not None:
@@ -60,10 +61,10 @@ def make_splits(records, *, by=None, column=None, test_files=None, valid_fractio
         rest = [i for i in everything if i not in test_set]
         if not rest:
             raise DataError("the test file list covers every example: nothing is left to train on")
-        train, valid = _carve(rest, _count(valid_fraction, n), labels, groups, rng, seed)
+        train, valid = _carve(rest, _count(valid_fraction, n, valid_max), labels, groups, rng, seed)
         return _done({"train": train, "valid": valid, "test": test}, groups)
 
-    n_test, n_valid = _count(test_fraction, n), _count(valid_fraction, n)
+    n_test, n_valid = _count(test_fraction, n), _count(valid_fraction, n, valid_max)
     need = 1 + (n_test > 0) + (n_valid > 0)
     if groups is not None and len(set(groups)) < need:
         raise DataError(f"only {len(set(groups))} distinct {by} values: a split held out by {by} needs at least "
@@ -75,8 +76,9 @@ def make_splits(records, *, by=None, column=None, test_files=None, valid_fractio
     return _done({"train": train, "valid": valid, "test": test}, groups)
 
 
-def _count(frac: float, n: int) -> int:
-    return 0 if frac <= 0 else max(1, round(frac * n))
+def _count(frac: float, n: int, cap: int | None = None) -> int:
+    k = 0 if frac <= 0 else max(1, round(frac * n))
+    return min(k, cap) if cap is not None and cap > 0 else k
 
 
 def _groups(records, by: str) -> list[str]:

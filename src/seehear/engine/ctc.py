@@ -78,8 +78,10 @@ class CTCModule(ClassifyModule):
     def _ctc(self, batch, train: bool):
         x, lens, targets, target_lens = batch
         if train:
+            t = time.perf_counter()
             with torch.autocast(x.device.type, enabled=False):
                 x, lens = self._augment_batch(x, lens)
+            self.data_seconds += time.perf_counter() - t
         else:
             x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
         log_probs, out_lens = self.model(x, lens)

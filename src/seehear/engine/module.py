@@ -5,6 +5,7 @@ on the batch, on the model's device, inside `training_step`: no per-sample Pytho
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -19,12 +20,18 @@ from seehear.models.recognizer import Recognizer
 class Batches:
     """An epoch of (x, y) batches from in-memory tensors; reshuffled each epoch from (seed, epoch).
 
+    alternate_flip: images are mirrored on alternate epochs (each image starts on a random side), so that every
+    two epochs show each image both ways, which random flips only do on average (airbench's "alternating flip").
     Under torch.distributed each rank takes its own slice of the shuffled order (data parallel)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
-                 drop_last: bool = False, sample_weights: torch.Tensor | None = None):
+                 drop_last: bool = False, sample_weights: torch.Tensor | None = None, alternate_flip: bool = False):
         self.x, self.y, self.bs, self.shuffle, self.seed = x, y, batch_size, shuffle, seed
         self.drop_last, self.weights, self.epoch = drop_last and len(y) > batch_size, sample_weights, 0
+        self.first_side = None
+        if alternate_flip and x.dim() == 4:
+            g = torch.Generator().manual_seed(seed * 7_919 + 1)
+            self.first_side = torch.rand(len(y), generator=g) < 0.5
 
     def _order(self) -> torch.Tensor:
         n = len(self.y)
@@ -50,7 +57,11 @@ class Batches:
         self.epoch += 1
         for i in range(len(self)):
             idx = order[i * self.bs:(i + 1) * self.bs]
-            yield self.x[idx], self.y[idx]
+            x = self.x[idx]
+            if self.first_side is not None:
+                flip = self.first_side[idx] ^ bool(self.epoch % 2)
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            yield x, self.y[idx]
 
 
 class ClassifyModule(pl.LightningModule):
@@ -60,22 +71,30 @@ class ClassifyModule(pl.LightningModule):
         self.model, self.cfg, self.steps_per_epoch = model, cfg, max(1, steps_per_epoch)
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.tensor([]))
         self.train_seconds = 0.0  # training time so far, resumed from checkpoints; drives the time budget
+        self.data_seconds = 0.0  # of which: waiting for the next batch and augmenting it (the data-wait share)
         self._t = None
+        # airbench's alternating flip is done by the loader (Batches), so the random flip is off here.
+        self._augment_cfg = dataclasses.replace(cfg.augment, flip=False) if cfg.augment.alternate_flip \
+            else cfg.augment
 
     # --- input ------------------------------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         # Augmentation is data preparation, not model compute: always in float32, outside bf16 autocast.
+        t = time.perf_counter()
         with torch.autocast(x.device.type, enabled=False):
-            return self._augment(x, train)
+            out = self._augment(x, train)
+        if train:
+            self.data_seconds += time.perf_counter() - t
+        return out
 
     def _augment(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         from seehear.features.augment import augment_images, augment_waves
 
         if self.model.modality == "audio":
             x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
-            return augment_waves(x, self.cfg.augment, self.cfg.audio.sample_rate) if train else x
+            return augment_waves(x, self._augment_cfg, self.cfg.audio.sample_rate) if train else x
         if train:
-            x = augment_images(x, self.cfg.augment)
+            x = augment_images(x, self._augment_cfg)
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
     def forward(self, x):
@@ -96,6 +115,10 @@ class ClassifyModule(pl.LightningModule):
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
         self.log("train_acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
+
+    def on_train_batch_start(self, *args):
+        if self._t is not None:  # from the end of the last step to here: the loader made the next batch
+            self.data_seconds += time.perf_counter() - self._t
 
     def on_train_batch_end(self, *args):
         now = time.perf_counter()
@@ -159,6 +182,8 @@ class ClassifyModule(pl.LightningModule):
     # --- resume -----------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):
         checkpoint["seehear_train_seconds"] = self.train_seconds
+        checkpoint["seehear_data_seconds"] = self.data_seconds
 
     def on_load_checkpoint(self, checkpoint):
         self.train_seconds = float(checkpoint.get("seehear_train_seconds", 0.0))
+        self.data_seconds = float(checkpoint.get("seehear_data_seconds", 0.0))

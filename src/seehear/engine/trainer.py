@@ -83,9 +83,14 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     class_w = (counts.sum() / (num_classes * counts.clamp(min=1))) if t.class_weights else None
     # Small data sets still get several optimiser steps per epoch: the batch shrinks to at most 1/8 of the data.
     batch_size = max(1, min(t.batch_size, max(8, len(y) // 8)))
-    loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True)
+    alternate = model.modality == "image" and cfg.augment.flip and cfg.augment.alternate_flip
+    loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate)
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
     module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w)
+    init = getattr(model.backbone, "init_from_data", None)
+    if init is not None:  # data-derived initialisation (fastnet's whitening layer); also on resume, see there
+        with torch.no_grad():
+            init(model.frontend(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(t.seed))[:5000]]))
     if model.modality == "image":
         model.to(memory_format=torch.channels_last)
     info = fit_module(module, cfg, loader, val_loader, run_dir, resume=resume, progress=progress)
@@ -117,6 +122,10 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
                                  save_on_train_epoch_end=True)]
     if t.ema:
         callbacks.append(EMAWeightAveraging(decay=t.ema))
+    if t.lookahead:
+        from seehear.engine.lookahead import Lookahead
+
+        callbacks.append(Lookahead())
     if t.early_stopping and val_loader is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=monitor_mode, patience=t.early_stopping))
     tty = sys.stderr.isatty()
@@ -168,7 +177,9 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
             "train_seconds": round(module.train_seconds, 2), "device": device, "precision": precision,
             "threads": threads, "resumed": bool(resume and last.is_file()),
             "stopped_early": bool(trainer.should_stop and trainer.current_epoch < t.epochs),
-            "steps": int(trainer.global_step)}
+            "steps": int(trainer.global_step),
+            # share of the training time spent getting and augmenting batches rather than in the model
+            "data_wait_share": round(module.data_seconds / module.train_seconds, 4) if module.train_seconds else None}
 
 
 @torch.inference_mode()

@@ -14,13 +14,14 @@ from seehear.models.registry import create_model, get_spec
 
 class Recognizer(nn.Module):
     def __init__(self, frontend: nn.Module, backbone: nn.Module, labels: list[str], modality: str,
-                 specaugment: nn.Module | None = None):
+                 specaugment: nn.Module | None = None, tta: str = "none"):
         super().__init__()
         self.frontend = frontend
         self.backbone = backbone
         self.specaugment = specaugment  # only acts in training mode
         self.labels = list(labels)
         self.modality = modality
+        self.tta = tta  # "flip": outside training, logits average the image and its mirror (one batch of 2B)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         f = self.frontend(x)
@@ -29,7 +30,11 @@ class Recognizer(nn.Module):
         return f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.features(x))
+        f = self.features(x)
+        if self.tta == "flip" and not self.training and f.dim() == 4:
+            both = self.backbone(torch.cat([f, f.flip(-1)]))
+            return both.unflatten(0, (2, -1)).mean(0)  # no len(f): the batch axis stays dynamic in ONNX
+        return self.backbone(f)
 
 
 def input_spec(cfg: RunConfig, modality: str) -> dict:
@@ -57,8 +62,13 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
                           f"pick one from `seehear models --modality {modality}`")
     if cfg.model.pretrained:
         kwargs["pretrained"] = cfg.model.pretrained
-    specaug = None
+    specaug, tta = None, "none"
     if modality == "image":
+        tta = cfg.image.tta
+        if tta not in ("none", "flip"):
+            from seehear.errors import ConfigError
+
+            raise ConfigError(f"image.tta {tta!r} unknown; use none or flip")
         from seehear.features.image import ImageNormalize
 
         c = cfg.image.channels
@@ -76,4 +86,4 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
         if g.freq_masks or g.time_masks:
             specaug = SpecAugment(g.freq_masks, g.freq_width, g.time_masks, g.time_width)
     backbone = create_model(cfg.model.name, num_classes=len(labels), in_channels=in_ch, input_size=size, **kwargs)
-    return Recognizer(frontend, backbone, labels, modality, specaug)
+    return Recognizer(frontend, backbone, labels, modality, specaug, tta)

@@ -1,0 +1,100 @@
+"""The training loop's parts that the fast image recipe switches on: alternating flips in the loader, lookahead
+averaging, the data-wait share, flip test-time augmentation."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from seehear.engine.lookahead import Lookahead
+from seehear.engine.module import Batches
+
+
+def test_alternating_flip_shows_every_image_both_ways_every_two_epochs():
+    n = 40
+    x = torch.randint(0, 256, (n, 3, 4, 5), dtype=torch.uint8)
+    x[:, :, :, 0] = torch.arange(n, dtype=torch.uint8)[:, None, None]  # left column: the image's id
+    x[:, :, :, -1] = 255  # right column: marks the unflipped side
+    y = torch.arange(n)
+    loader = Batches(x, y, batch_size=8, shuffle=True, seed=3, alternate_flip=True)
+    seen = []
+    for _ in range(4):
+        flipped = {}
+        for xb, yb in loader:
+            for img, label in zip(xb, yb):
+                is_flipped = bool(img[0, 0, 0] == 255)
+                assert torch.equal(img.flip(-1) if is_flipped else img, x[label]), "only mirrored, never changed"
+                flipped[int(label)] = is_flipped
+        assert len(flipped) == n
+        seen.append(flipped)
+    for a, b in zip(seen, seen[1:]):
+        assert all(a[i] != b[i] for i in range(n)), "each image changes side every epoch"
+    assert 0 < sum(seen[0].values()) < n, "the starting side is random per image"
+    plain = Batches(x, y, batch_size=8, shuffle=True, seed=3)
+    assert all(torch.equal(xb, x[yb]) for xb, yb in plain), "off by default"
+
+
+class _Module(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+        self.p = 0.5
+
+    def progress(self):
+        return self.p
+
+
+def _params(m):
+    return [v.clone() for v in m.model.state_dict().values() if v.is_floating_point()]
+
+
+def test_lookahead_pulls_toward_the_slow_weights_and_ends_on_them():
+    m, cb = _Module(), Lookahead(every=5, decay=0.8)
+    cb.on_train_start(None, m)
+    start = _params(m)
+    with torch.no_grad():
+        for p in m.model.parameters():
+            p.add_(1.0)
+    fast = _params(m)
+    cb.on_train_batch_end(SimpleNamespace(global_step=3), m, None, None, 0)
+    assert all(torch.equal(a, b) for a, b in zip(_params(m), fast)), "only every 5th step"
+    cb.on_train_batch_end(SimpleNamespace(global_step=5), m, None, None, 0)
+    d = 0.8 * 0.5 ** 3
+    for got, s, f in zip(_params(m), start, fast):
+        assert torch.allclose(got, d * s + (1 - d) * f)
+    slow = _params(m)
+    with torch.no_grad():
+        for p in m.model.parameters():
+            p.add_(5.0)
+    cb.on_train_end(None, m)
+    assert all(torch.equal(a, b) for a, b in zip(_params(m), slow)), "training ends on the slow weights"
+    # the slow copy travels in checkpoints
+    cb2 = Lookahead(every=5, decay=0.8)
+    cb2.load_state_dict(cb.state_dict())
+    m2 = _Module()
+    cb2.on_train_start(None, m2)
+    assert all(torch.equal(a, b) for a, b in zip(cb2.slow, slow))
+
+
+@pytest.mark.slow
+def test_fast_image_recipe_trains_with_its_parts_on(shapes_dir, tmp_path):
+    import seehear
+
+    r = seehear.train(shapes_dir, tmp_path / "run", overrides=["train.epochs=4", "train.threads=1",
+                                                               "data.workers=1", "train.batch_size=16"],
+                      progress=False)
+    cfg = r.meta["config"]
+    assert r.meta["model"]["name"] == "fastnet"
+    assert cfg["augment"]["alternate_flip"] and cfg["train"]["lookahead"] and cfg["image"]["tta"] == "flip"
+    share = r.meta["train"]["data_wait_share"]
+    assert 0.0 < share < 1.0
+    model = seehear.load_run(r.run_dir).model
+    assert model.tta == "flip"
+    w = model.backbone.stem[0].weight
+    assert torch.equal(w[12:], -w[:12]), "the whitening layer (filters and their negatives) was not trained"
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(x.flip(-1)), atol=1e-5), "flip TTA: mirror images agree"
+        model.tta = "none"
+        assert not torch.allclose(model(x), model(x.flip(-1)), atol=1e-5)
+    assert r.accuracy > 0.6

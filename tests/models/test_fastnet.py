@@ -1,0 +1,51 @@
+"""fastnet's data-derived parts: the frozen 2x2 patch-whitening layer and the identity-initialised conv groups."""
+import torch
+
+from seehear.models.vision.fastnet import WHITEN_EPS, ConvGroup, FastNet
+
+
+def test_whitening_layer_decorrelates_patches_and_is_frozen():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(200, 1, 16, 16, generator=g)
+    x = torch.cat([base, 0.9 * base + 0.1 * torch.randn(200, 1, 16, 16, generator=g),
+                   torch.randn(200, 1, 16, 16, generator=g) * 3], dim=1)  # correlated, unequal channels
+    x = torch.nn.functional.avg_pool2d(x, 3, 1, 1)  # and correlated neighbours
+    net = FastNet(10, in_channels=3)
+    assert net.stem[0].weight.requires_grad
+    net.init_from_data(x)
+    conv = net.stem[0]
+    assert not conv.weight.requires_grad and conv.bias.requires_grad
+    with torch.no_grad():
+        out = conv(x)  # [N, 24, 15, 15] before the GELU
+    z = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12).double()
+    cov = torch.cov(z.T)
+    off = cov - torch.diag(torch.diag(cov))
+    assert off.abs().max() < 0.05, "whitened channels are uncorrelated"
+    patches = x.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 12).double()
+    eig = torch.linalg.eigvalsh(torch.cov(patches.T)).flip(0)  # descending, as the filters are ordered
+    assert torch.allclose(torch.diag(cov), eig / (eig + WHITEN_EPS), atol=0.02), "unit variance, up to eps"
+    b = conv.bias[:, None, None]
+    assert torch.allclose(out[:, 12:] - b[12:], -(out[:, :12] - b[:12]), atol=1e-4), "each filter and its negative"
+
+
+def test_conv_groups_start_as_identity_on_their_input_channels():
+    grp = ConvGroup(4, 6).eval()
+    x = torch.randn(2, 4, 8, 8)
+    conv1 = grp.net[0]
+    with torch.no_grad():
+        y = conv1(x)
+    assert torch.allclose(y[:, :4], x, atol=1e-6)
+    assert conv1.weight[4:].abs().sum() > 0, "the extra channels keep a random init"
+    conv2 = grp.net[4]
+    with torch.no_grad():
+        z = torch.randn(2, 6, 4, 4)
+        assert torch.allclose(conv2(z), z, atol=1e-6)
+
+
+def test_forward_backward_and_grayscale():
+    net = FastNet(5, in_channels=1, widths=(8, 16, 16))
+    net.init_from_data(torch.randn(20, 1, 12, 12))
+    out = net(torch.randn(3, 1, 12, 12))
+    assert out.shape == (3, 5)
+    out.sum().backward()
+    assert net.stem[0].weight.grad is None and net.classifier.weight.grad is not None
