@@ -33,3 +33,26 @@ def test_export_matches_pytorch(kind, model, shapes_dir, tones_dir, tmp_path):
 def test_export_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_fastnet_with_flip_tta_exports_and_quantizes_to_int8(shapes_dir, tmp_path):
+    """The image-small default (fastnet, flip TTA inside the model) exports with a dynamic batch axis, and its int8
+    copy agrees with the fp32 graph on almost every prediction."""
+    from seehear.deploy.quantize import quantize_int8
+
+    r = seehear.train(shapes_dir, tmp_path / "run", overrides=["train.epochs=3", "train.threads=1",
+                                                               "train.batch_size=16"], progress=False)
+    run = seehear.load_run(r.run_dir)
+    assert run.meta["model"]["name"] == "fastnet" and run.model.tta == "flip"
+    fp32 = export_onnx(r.run_dir)  # checks ORT against PyTorch itself (1e-3)
+    x = example_input(run.meta["input"], batch=7, seed=5).numpy()
+    ref = onnx_session(fp32).run(None, {"input": x})[0]
+    assert ref.shape == (7, 3)
+    calib = example_input(run.meta["input"], batch=64, seed=6).numpy()
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", calib)
+    assert int8.stat().st_size < fp32.stat().st_size
+    got = onnx_session(int8).run(None, {"input": x})[0]
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() < 0.25 * np.abs(ref).max(), "int8 logits stay close to fp32"
+    ops = {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops

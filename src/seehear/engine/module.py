@@ -64,6 +64,62 @@ class Batches:
             yield x, self.y[idx]
 
 
+class Prefetch:
+    """Prepares the next `depth` batches in a background thread while the model trains on the current one: what
+    DataLoader workers do, without processes (the data is already one in-memory tensor, and torch ops release the
+    GIL). `transform(x, generator)` is the batch augmentation; its generator is seeded from (seed, epoch), so a
+    run stays repeatable however the two threads interleave."""
+
+    _END = object()
+
+    def __init__(self, loader, transform, seed: int = 0, depth: int = 2):
+        self.loader, self.transform, self.seed, self.depth, self.epoch = loader, transform, seed, depth, 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        import queue
+        import threading
+
+        q: queue.Queue = queue.Queue(maxsize=self.depth)
+        stop = threading.Event()
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work():
+            try:
+                for x, y in self.loader:
+                    if not put((self.transform(x, g), y)):
+                        return
+            except BaseException as e:  # handed to the training thread, which raises it
+                put(e)
+            put(self._END)
+
+        worker = threading.Thread(target=work, name="seehear-prefetch", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = q.get()
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:  # also when training stops mid-epoch (time budget, Ctrl-C)
+            stop.set()
+            worker.join(timeout=5)
+
+
 class ClassifyModule(pl.LightningModule):
     def __init__(self, model: Recognizer, cfg: RunConfig, steps_per_epoch: int,
                  class_weights: torch.Tensor | None = None):
@@ -72,6 +128,7 @@ class ClassifyModule(pl.LightningModule):
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.tensor([]))
         self.train_seconds = 0.0  # training time so far, resumed from checkpoints; drives the time budget
         self.data_seconds = 0.0  # of which: waiting for the next batch and augmenting it (the data-wait share)
+        self.augment_in_loader = False  # True when a Prefetch loader augments batches in its thread
         self._t = None
         # airbench's alternating flip is done by the loader (Batches), so the random flip is off here.
         self._augment_cfg = dataclasses.replace(cfg.augment, flip=False) if cfg.augment.alternate_flip \
@@ -80,6 +137,8 @@ class ClassifyModule(pl.LightningModule):
     # --- input ------------------------------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         # Augmentation is data preparation, not model compute: always in float32, outside bf16 autocast.
+        if train and self.augment_in_loader:
+            return x  # the loader's thread did it (see loader_augment)
         t = time.perf_counter()
         with torch.autocast(x.device.type, enabled=False):
             out = self._augment(x, train)
@@ -87,14 +146,18 @@ class ClassifyModule(pl.LightningModule):
             self.data_seconds += time.perf_counter() - t
         return out
 
-    def _augment(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+    def loader_augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The training-time preparation of a batch, for a loader that runs it in its own thread (Prefetch)."""
+        return self._augment(x, True, generator)
+
+    def _augment(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         from seehear.features.augment import augment_images, augment_waves
 
         if self.model.modality == "audio":
             x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
-            return augment_waves(x, self._augment_cfg, self.cfg.audio.sample_rate) if train else x
+            return augment_waves(x, self._augment_cfg, self.cfg.audio.sample_rate, generator) if train else x
         if train:
-            x = augment_images(x, self._augment_cfg)
+            x = augment_images(x, self._augment_cfg, generator)
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
     def forward(self, x):

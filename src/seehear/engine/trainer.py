@@ -16,7 +16,7 @@ import torch
 
 from seehear.config import RunConfig
 from seehear.engine.checkpoint import AtomicCheckpointIO
-from seehear.engine.module import Batches, ClassifyModule
+from seehear.engine.module import Batches, ClassifyModule, Prefetch
 from seehear.models.recognizer import Recognizer
 
 
@@ -87,6 +87,9 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate)
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
     module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w)
+    if pick_device(cfg) == "cpu":  # on a GPU the augmentation runs on the device, in the training step
+        loader = Prefetch(loader, module.loader_augment, seed=t.seed)
+        module.augment_in_loader = True
     init = getattr(model.backbone, "init_from_data", None)
     if init is not None:  # data-derived initialisation (fastnet's whitening layer); also on resume, see there
         with torch.no_grad():

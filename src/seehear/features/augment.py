@@ -82,8 +82,21 @@ def speed_perturb(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
             continue
         idx = (factors == f).nonzero().flatten()
         # Resampling from num to 100 Hz shortens the clip by f: played at the old rate it is f times faster.
-        out[idx] = _fit_length(AF.resample(x[idx], num, 100), n)
+        out[idx] = _fit_length(_resampler(num, x.dtype, x.device)(x[idx]), n)
     return out
+
+
+_resamplers: dict = {}
+
+
+def _resampler(num: int, dtype, device) -> nn.Module:
+    """torchaudio's Resample(num -> 100) with its sinc kernel computed once, not on every batch."""
+    key = (num, dtype, str(device))
+    if key not in _resamplers:
+        import torchaudio.transforms as T
+
+        _resamplers[key] = T.Resample(num, 100, dtype=dtype).to(device)
+    return _resamplers[key]
 
 
 def pink_noise(shape, generator=None, device=None, white: torch.Tensor | None = None) -> torch.Tensor:
@@ -99,12 +112,40 @@ def pink_noise(shape, generator=None, device=None, white: torch.Tensor | None = 
     return pink / pink.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)
 
 
+def _windows(x: torch.Tensor, n: int, start: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Row i of the result is x[rows[i], start[i]:start[i] + n] (rows default 0..len-1): one indexed copy of a
+    strided view, with no index tensor the size of the output (several times faster than a gather)."""
+    if rows is None:
+        rows = torch.arange(len(x), device=x.device)
+    return x.unfold(-1, n, 1)[rows, start]
+
+
+NOISE_BANK_SAMPLES = 1_000_000  # per colour: rows of one clip length, drawn once per (length, device); ~16 MB
+_banks: dict = {}
+
+
+def _noise_bank(s: int, device) -> torch.Tensor:
+    """[2R, 2S-1] unit-RMS white (rows < R) and pink (rows >= R) noise, made once from a fixed seed and reused: a
+    random row at a random offset with a random sign costs one copy, where fresh noise per batch cost a normal
+    draw and two FFTs. R*S ~ NOISE_BANK_SAMPLES: about a million distinct windows per colour."""
+    key = (s, str(device))
+    if key not in _banks:
+        g = torch.Generator().manual_seed(0)
+        rows = max(8, NOISE_BANK_SAMPLES // s)
+        white = torch.randn(rows, s, generator=g)
+        both = torch.stack([white / white.pow(2).mean(-1, keepdim=True).sqrt(), pink_noise(None, white=white)])
+        _banks.clear()  # one clip length at a time: a bank is ~16 MB
+        _banks[key] = torch.cat([both, both[..., :-1]], dim=-1).flatten(0, 1).to(device)  # circular: offsets [0, S)
+    return _banks[key]
+
+
 def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Speed perturbation (cfg.speed = [lo, hi], in SPEED_LEVELS discrete steps), time shift with zero fill (up to
     cfg.time_shift seconds either way), gain (+-cfg.gain_db), and white or pink noise at an SNR drawn from
     cfg.noise_snr_db with probability cfg.noise_prob. Setting any of them to None (or 0) switches it off.
     x: [B, S] float; returns float [B, S]."""
-    if x.dtype == torch.int16:
+    owned = x.dtype == torch.int16  # whether x is our own copy (noise is then added in place)
+    if owned:
         x = x.float() / 32767.0
     b, s = x.shape
     if b == 0:
@@ -114,32 +155,31 @@ def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Gener
         lo, hi = float(cfg.speed[0]), float(cfg.speed[-1])
         if not lo == hi == 1.0:
             levels = torch.linspace(lo, hi, SPEED_LEVELS, device=dev)
-            x = speed_perturb(x, levels[_randint(SPEED_LEVELS, b, generator, dev)])
+            x, owned = speed_perturb(x, levels[_randint(SPEED_LEVELS, b, generator, dev)]), True
     if cfg.time_shift:
-        m = int(cfg.time_shift * sample_rate)
+        m = min(int(cfg.time_shift * sample_rate), s)
         if m > 0:
             shift = _randint(2 * m + 1, b, generator, dev) - m  # [B], positive = later
-            src = torch.arange(s, device=dev)[None] - shift[:, None]
-            valid = (src >= 0) & (src < s)
-            x = x.gather(1, src.clamp(0, s - 1)) * valid
+            x, owned = _windows(F.pad(x, (m, m)), s, m - shift), True  # zero fill where the clip moved away
     if cfg.gain_db:
         db = (_rand(b, generator, dev) * 2 - 1) * float(cfg.gain_db)
-        x = x * torch.pow(10.0, db / 20.0)[:, None]
+        x, owned = x * torch.pow(10.0, db / 20.0)[:, None], True
     if cfg.noise_snr_db and cfg.noise_prob > 0:
         lo, hi = float(cfg.noise_snr_db[0]), float(cfg.noise_snr_db[-1])
         snr = lo + (hi - lo) * _rand(b, generator, dev)
         use = _rand(b, generator, dev) < cfg.noise_prob
         pink = _rand(b, generator, dev) < 0.5
-        rows = use.nonzero().flatten()  # noise is drawn only for the clips that get it (half the cost at p=0.5)
+        rows = use.nonzero().flatten()  # noise only for the clips that get it
         if len(rows):
-            white = _randn((len(rows), s), generator, dev)
-            is_pink = pink[rows]
-            noise = white / white.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)  # unit RMS
-            if is_pink.any():
-                noise[is_pink] = pink_noise(None, white=white[is_pink])
-            xr = x[rows]
-            scale = xr.pow(2).mean(dim=-1).sqrt() * torch.pow(10.0, -snr[rows] / 20.0)
-            x = x.index_copy(0, rows, xr + noise * scale[:, None])
+            bank = _noise_bank(s, dev)
+            k, per_colour = len(rows), bank.shape[0] // 2
+            pick = _randint(per_colour, k, generator, dev) + per_colour * pink[rows].long()
+            offset = _randint(s, k, generator, dev)
+            sign = torch.where(_rand(k, generator, dev) < 0.5, -1.0, 1.0)
+            noise = _windows(bank, s, offset, pick)  # a rotation of a unit-RMS row: unit RMS
+            rms = torch.linalg.vector_norm(x, dim=-1)[rows] / s ** 0.5
+            scale = rms * torch.pow(10.0, -snr[rows] / 20.0) * sign
+            x = (x if owned else x.clone()).index_add_(0, rows, noise * scale[:, None])
     return x
 
 
