@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="the trained run as ONNX (front end included), checked against PyTorch")
     ex.add_argument("run")
-    ex.add_argument("--out", help="file to write (default RUN/model.onnx)")
+    ex.add_argument("--out", help="file to write (default RUN/model.onnx, or RUN/model.int8.onnx with --int8)")
+    ex.add_argument("--int8", metavar="DATA", help="also write an int8 copy, calibrated on inputs from DATA (e.g. "
+                                                   "the training folder); reports its agreement with fp32")
 
     md = sub.add_parser("models", help="list the registered models")
     md.add_argument("--modality", choices=["image", "audio"])
@@ -144,6 +146,13 @@ def _cmd_predict(a) -> int:
 def _cmd_export(a) -> int:
     from seehear.deploy.onnx import export_onnx
 
+    if a.int8:
+        from seehear.deploy.quantize import export_int8
+
+        path, info = export_int8(a.run, a.int8, a.out)
+        print(f"written {path}: int8, calibrated on {info['calibration_examples']} inputs from {a.int8}; its top-1 "
+              f"prediction agrees with fp32 on {100 * info['top1_agreement_with_fp32']:.1f}% of them")
+        return 0
     path = export_onnx(a.run, a.out)
     print(f"written {path} (labels and input spec in {path.with_suffix('.json')})")
     return 0

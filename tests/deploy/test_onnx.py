@@ -56,3 +56,17 @@ def test_fastnet_with_flip_tta_exports_and_quantizes_to_int8(shapes_dir, tmp_pat
     assert np.abs(got - ref).max() < 0.25 * np.abs(ref).max(), "int8 logits stay close to fp32"
     ops = {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+
+
+def test_export_int8_cli_calibrates_on_data(shapes_dir, tmp_path, capsys):
+    r = seehear.train(shapes_dir, tmp_path / "run", model="small_cnn", overrides=FAST, progress=False)
+    assert main(["export", str(r.run_dir), "--int8", str(shapes_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "calibrated on 180 inputs" in out and "agrees with fp32" in out
+    agreement = float(out.split("agrees with fp32 on ")[1].split("%")[0])
+    assert agreement >= 80.0
+    q = r.run_dir / "model.int8.onnx"
+    x = example_input(r.meta["input"], batch=4).numpy()
+    assert onnx_session(q).run(None, {"input": x})[0].shape == (4, 3)
+    assert main(["export", str(r.run_dir), "--int8", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err

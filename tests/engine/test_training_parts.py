@@ -98,3 +98,35 @@ def test_fast_image_recipe_trains_with_its_parts_on(shapes_dir, tmp_path):
         model.tta = "none"
         assert not torch.allclose(model(x), model(x.flip(-1)), atol=1e-5)
     assert r.accuracy > 0.6
+
+
+def test_prefetch_transforms_in_order_repeatably_and_stops_cleanly():
+    import threading
+
+    from seehear.engine.module import Prefetch
+
+    x = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 3)
+    y = torch.arange(40)
+    loader = Batches(x, y, batch_size=8, shuffle=True, seed=1)
+
+    def noisy(xb, g):
+        return xb + torch.rand(xb.shape, generator=g)
+
+    a = [(xb.clone(), yb) for xb, yb in Prefetch(loader, noisy, seed=5)]
+    loader.epoch = 0
+    b = [(xb.clone(), yb) for xb, yb in Prefetch(loader, noisy, seed=5)]
+    assert len(a) == 5 == len(Prefetch(loader, noisy))
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(ya, yb) and torch.equal(xa, xb), "same seed, same batches, same augmentation"
+        assert ((xa - ya[:, None].float()) >= 0).all() and ((xa - ya[:, None].float()) < 1).all()
+    before = threading.active_count()
+    it = iter(Prefetch(loader, noisy))
+    next(it)
+    it.close()  # training stopped mid-epoch (time budget): the worker thread ends
+    assert threading.active_count() <= before
+
+    def broken(xb, g):
+        raise ValueError("bad batch")
+
+    with pytest.raises(ValueError, match="bad batch"):
+        list(Prefetch(loader, broken))

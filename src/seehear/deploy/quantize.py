@@ -17,6 +17,7 @@ from seehear.engine.checkpoint import atomic_write
 from seehear.errors import SeehearError
 
 CALIBRATION_BATCH = 32
+CALIBRATION_EXAMPLES = 256  # inputs drawn from the calibration data (evenly spread over its files)
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
 
 
@@ -49,3 +50,35 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, calibration: np.ndarra
 
         atomic_write(out, write)
     return out
+
+
+def export_int8(run_dir: str | Path, calibration_data: str | Path, out: str | Path | None = None) -> tuple[Path, dict]:
+    """`seehear export RUN --int8 DATA`: the run's ONNX model and its int8 copy, calibrated on up to
+    CALIBRATION_EXAMPLES inputs decoded from DATA (a folder or manifest like the training data; labels are not
+    needed). Returns the int8 path and how often its top-1 prediction agrees with the fp32 graph on them."""
+    import torch
+
+    from seehear.data.cache import decode_all
+    from seehear.data.sources import load_source
+    from seehear.deploy.onnx import export_onnx, onnx_session
+    from seehear.engine.run_folder import load_run
+
+    run = load_run(run_dir)
+    fp32 = export_onnx(run_dir)
+    source = load_source(calibration_data, modality=run.modality)
+    recs = source.records
+    if len(recs) > CALIBRATION_EXAMPLES:
+        recs = [recs[int(i)] for i in torch.linspace(0, len(recs) - 1, CALIBRATION_EXAMPLES).long()]
+    decoded = decode_all(recs, run.cfg, run.modality, progress=False)
+    if len(decoded.keep) == 0:
+        raise SeehearError(f"none of the {len(recs)} calibration files in {calibration_data} could be decoded")
+    x = decoded.x
+    if x.dtype == torch.int16:  # cached audio; the exported graph takes float samples
+        x = x.float() / 32767.0
+    x = x.numpy()
+    out = Path(out) if out else Path(run.run_dir) / "model.int8.onnx"
+    quantize_int8(fp32, out, x)
+    ref = onnx_session(fp32).run(None, {"input": x})[0].argmax(1)
+    got = onnx_session(out).run(None, {"input": x})[0].argmax(1)
+    return out, {"calibration_examples": int(len(x)), "skipped": len(decoded.skipped),
+                 "top1_agreement_with_fp32": round(float((ref == got).mean()), 4)}

@@ -97,6 +97,9 @@ class Prefetch:
             return False
 
         def work():
+            # One thread for the worker's own ops: left at the default it starts an OpenMP team as large as the
+            # model's, and on 2 cores the extra spinning threads slowed CIFAR's training kernels by a third.
+            torch.set_num_threads(1)  # per thread: the training thread keeps its own setting
             try:
                 for x, y in self.loader:
                     if not put((self.transform(x, g), y)):
