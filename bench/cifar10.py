@@ -375,7 +375,8 @@ def main(argv=None) -> int:
                   if dep[k]["test_accuracy"] >= dep["eager_fp32"]["test_accuracy"] - LATENCY_ACCURACY_SLACK]
             best = min(ok, key=lambda k: dep[k]["median_ms"])
             b.figures["batch1_latency_best"] = {"engine": best, **dep[best]}
-            b.goal("image_batch1_ms", LATENCY_GOAL_MS, dep[best]["median_ms"], higher_is_better=False, unit="ms")
+            if budget == BUDGET_S and not args.set:  # the goal is for the default recipe's 8-minute model
+                b.goal("image_batch1_ms", LATENCY_GOAL_MS, dep[best]["median_ms"], higher_is_better=False, unit="ms")
         peak = peak_rss_mb()  # Bench reports the same figure on exit; no large allocation happens after this
         b.goal("peak_memory_mb", PEAK_MEMORY_GOAL_MB, peak, higher_is_better=False, unit="MB")
         b.goals["peak_memory_mb"]["met"] = peak < PEAK_MEMORY_GOAL_MB  # the goal is strictly below

@@ -57,3 +57,15 @@ def test_resolution_order():
 def test_every_recipe_is_valid():
     for name in RECIPES:
         resolve(name)
+
+
+def test_recipe_model_kwargs_follow_the_recipe_model_only():
+    from seehear.recipes import RECIPES, resolve
+
+    own = RECIPES["image-small"]["model"]["kwargs"]
+    assert resolve("image-small").model.kwargs == own
+    assert resolve("image-small", overrides=["model.name=fastnet_wide"]).model.kwargs == own  # same factory args
+    assert resolve("image-small", overrides=["model.name=resnet20"]).model.kwargs == {}
+    assert resolve("image-small", {"model": {"name": "timm/resnet18"}}).model.kwargs == {}
+    user = resolve("image-small", {"model": {"name": "resnet20", "kwargs": {"width": 32}}})
+    assert user.model.kwargs == {"width": 32}

@@ -90,6 +90,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    norm_lr_scale: float = 1.0  # learning rate multiplier for norm and bias parameters (airbench: 64)
     schedule: str = "onecycle"  # onecycle | cosine | constant
     warmup_epochs: float = 1.0  # for cosine and constant
     label_smoothing: float = 0.1

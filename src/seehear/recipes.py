@@ -17,17 +17,20 @@ ASR_TRAIN = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-3, "batch_size
 
 RECIPES: dict[str, dict] = {
     # Small images (digits, CIFAR-sized), the airbench recipe adapted to CPUs (bench/cifar10.py): fastnet (frozen
-    # whitening layer set from the data, identity-initialised convs), flips on alternate epochs and translations,
-    # label smoothing 0.2, one-cycle Nesterov SGD, lookahead averaging, flip test-time augmentation; validation
-    # capped at 1,000 images so large sets train on the rest.
+    # whitening layer set from the data, identity-initialised convs, BN scales frozen, logits x 1/9), flips on
+    # alternate epochs and translations, label smoothing 0.2, one-cycle Nesterov SGD at airbench94's per-example
+    # learning rate and weight decay (11.5 and 0.0153 per 1,024 examples, momentum 0.85, norm/bias lr x64, here
+    # per batch of 256), lookahead averaging, flip test-time augmentation; validation capped at 1,000 images so
+    # large sets train on the rest. On CIFAR-10 in 8 min these optimiser settings gave 87.9% where lr 0.05 /
+    # wd 5e-4 / momentum 0.9 with trainable BN scales and unscaled logits gave 85.4% (mean of 3 seeds).
     "image-small": {
         "data": {"valid_max": 1000},
-        "model": {"name": "fastnet"},
+        "model": {"name": "fastnet", "kwargs": {"logit_scale": 0.1111, "bn_weight": False}},
         "image": {"size": 32, "resize": "stretch", "tta": "flip"},
         "augment": {"flip": True, "alternate_flip": True, "crop_pad": 2},
-        "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
-                  "batch_size": 256, "epochs": 20, "schedule": "onecycle", "label_smoothing": 0.2,
-                  "lookahead": True},
+        "train": {"optimizer": "sgd", "lr": 0.375, "momentum": 0.85, "nesterov": True, "weight_decay": 1.33e-3,
+                  "norm_lr_scale": 64.0, "batch_size": 256, "epochs": 20, "schedule": "onecycle",
+                  "label_smoothing": 0.2, "lookahead": True},
     },
     # Photos: larger input, same fast CNN family; a local pretrained backbone is better where the user has one.
     "image-photo": {
@@ -122,4 +125,25 @@ def resolve(recipe: str, user: dict | None = None, overrides: list[str] | None =
     """Defaults ← recipe ← user YAML dict ← `key=value` overrides."""
     d = deep_merge(RunConfig().to_dict(), RECIPES[recipe])
     d = deep_merge(d, user or {})
-    return RunConfig.from_dict(d).override(overrides or [])
+    cfg = RunConfig.from_dict(d).override(overrides or [])
+    _drop_foreign_kwargs(cfg, RECIPES[recipe].get("model", {}))
+    return cfg
+
+
+def _drop_foreign_kwargs(cfg: RunConfig, recipe_model: dict) -> None:
+    """The recipe's model.kwargs are for the recipe's model: when the user picks another model, keep only those its
+    factory takes (fastnet_wide keeps fastnet's logit scale; resnet20 gets its own defaults). Kwargs the user set
+    are left for the factory to accept or refuse."""
+    import inspect
+
+    from seehear.models.registry import get_spec
+
+    theirs = recipe_model.get("kwargs") or {}
+    if not theirs or cfg.model.name == recipe_model.get("name") or cfg.model.name == "auto":
+        return
+    try:
+        params = inspect.signature(get_spec(cfg.model.name).factory).parameters
+    except Exception:
+        return  # an unknown model name is reported where the model is built
+    cfg.model.kwargs = {k: v for k, v in cfg.model.kwargs.items()
+                        if not (k in theirs and v == theirs[k]) or k in params}  # named, not via **kwargs

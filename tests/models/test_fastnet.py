@@ -49,3 +49,30 @@ def test_forward_backward_and_grayscale():
     assert out.shape == (3, 5)
     out.sum().backward()
     assert net.stem[0].weight.grad is None and net.classifier.weight.grad is not None
+
+
+def test_airbench_knobs_logit_scale_and_frozen_bn_scale():
+    torch.manual_seed(0)
+    a = FastNet(4, widths=(8, 8, 8)).eval()
+    b = FastNet(4, widths=(8, 8, 8), logit_scale=1 / 9, bn_weight=False).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(b(x), a(x) / 9, atol=1e-6)
+    bn = [m for m in b.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn and all(not m.weight.requires_grad and m.bias.requires_grad for m in bn)
+
+
+def test_norm_lr_scale_gives_norms_and_biases_their_own_learning_rate():
+    from seehear.config import RunConfig
+    from seehear.engine.module import ClassifyModule
+    from seehear.models.recognizer import build_recognizer
+
+    cfg = RunConfig()
+    cfg.model.name = "fastnet"
+    cfg.train.optimizer, cfg.train.lr, cfg.train.norm_lr_scale = "sgd", 0.1, 64.0
+    module = ClassifyModule(build_recognizer(cfg, ["a", "b"], "image"), cfg, steps_per_epoch=10)
+    opt = module.configure_optimizers()["optimizer"]
+    decay, no_decay = opt.param_groups
+    assert decay["initial_lr"] == 0.1 and no_decay["initial_lr"] == 6.4 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim <= 1 for p in no_decay["params"]) and all(p.ndim > 1 for p in decay["params"])

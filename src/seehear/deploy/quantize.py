@@ -21,9 +21,10 @@ CALIBRATION_EXAMPLES = 256  # inputs drawn from the calibration data (evenly spr
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
 
 
-def quantize_int8(onnx_path: str | Path, out: str | Path, calibration: np.ndarray) -> Path:
+def quantize_int8(onnx_path: str | Path, out: str | Path, calibration: np.ndarray,
+                  batch: int = CALIBRATION_BATCH) -> Path:
     """Write an int8 copy of `onnx_path` to `out`, calibrated on `calibration` (a batch of model inputs, e.g.
-    256 uint8 training images [N, C, H, W])."""
+    256 uint8 training images [N, C, H, W]), fed `batch` at a time (1 for a graph exported with a fixed batch)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -32,8 +33,7 @@ def quantize_int8(onnx_path: str | Path, out: str | Path, calibration: np.ndarra
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"input": calibration[i:i + CALIBRATION_BATCH]}
-                                 for i in range(0, len(calibration), CALIBRATION_BATCH)])
+            self.batches = iter([{"input": calibration[i:i + batch]} for i in range(0, len(calibration), batch)])
 
         def get_next(self):
             return next(self.batches, None)

@@ -229,7 +229,8 @@ class ClassifyModule(pl.LightningModule):
         for n, p in self.model.named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
-        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [{"params": decay, "weight_decay": t.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0, "lr": t.lr * t.norm_lr_scale}]
         if t.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
         elif t.optimizer == "adam":

@@ -34,13 +34,16 @@ def batchnorm(c: int) -> nn.BatchNorm2d:
 class ConvGroup(nn.Module):
     """conv -> maxpool -> BN -> GELU -> conv -> BN -> GELU."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, bn_weight: bool = True):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=True), batchnorm(cout),
             nn.GELU(),
             nn.Conv2d(cout, cout, 3, padding=1, bias=False), batchnorm(cout), nn.GELU(),
         )
+        for m in self.net:
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.requires_grad_(bn_weight)  # airbench freezes the scale at 1 and trains only the shift
         for m in self.net:
             if isinstance(m, nn.Conv2d):  # identity on the first min(cin, cout) channels, default init elsewhere
                 w = m.weight.data
@@ -51,13 +54,15 @@ class ConvGroup(nn.Module):
 
 
 class FastNet(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int = 3, widths=(32, 64, 128), dropout: float = 0.0):
+    def __init__(self, num_classes: int, in_channels: int = 3, widths=(32, 64, 128), dropout: float = 0.0,
+                 logit_scale: float = 1.0, bn_weight: bool = True):
         super().__init__()
+        self.logit_scale = float(logit_scale)  # airbench94 uses 1/9 with its large learning rate
         k = WHITEN_PATCH
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 2 * in_channels * k * k, k, bias=True), nn.GELU())
         groups, cin = [], 2 * in_channels * k * k
         for w in widths:
-            groups.append(ConvGroup(cin, int(w)))
+            groups.append(ConvGroup(cin, int(w), bn_weight))
             cin = int(w)
         self.groups = nn.Sequential(*groups)
         self.pool = nn.AdaptiveMaxPool2d(1)
@@ -66,7 +71,7 @@ class FastNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.groups(self.stem(x))).flatten(1)
-        return self.classifier(self.dropout(x))
+        return self.classifier(self.dropout(x)) * self.logit_scale
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
@@ -90,10 +95,14 @@ class FastNet(nn.Module):
 
 
 @register_model("fastnet", "image", "airbench-style shallow-wide net (frozen whitening stem, 3 conv groups 32/64/128), ~0.3M params")
-def fastnet(num_classes: int, in_channels: int, input_size, widths=(32, 64, 128), dropout: float = 0.0):
-    return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout)
+def fastnet(num_classes: int, in_channels: int, input_size, widths=(32, 64, 128), dropout: float = 0.0,
+            logit_scale: float = 1.0, bn_weight: bool = True):
+    return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout, logit_scale=logit_scale,
+                   bn_weight=bn_weight)
 
 
 @register_model("fastnet_wide", "image", "fastnet at airbench94's widths 64/256/256 (~2M params; GPU or patience)")
-def fastnet_wide(num_classes: int, in_channels: int, input_size, widths=(64, 256, 256), dropout: float = 0.0):
-    return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout)
+def fastnet_wide(num_classes: int, in_channels: int, input_size, widths=(64, 256, 256), dropout: float = 0.0,
+                 logit_scale: float = 1.0, bn_weight: bool = True):
+    return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout, logit_scale=logit_scale,
+                   bn_weight=bn_weight)
