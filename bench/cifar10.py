@@ -210,6 +210,7 @@ def deployment(run_dir: Path, hooks: Hooks, x_test: torch.Tensor, y_test: torch.
     accuracy, so that a latency is only quoted at the accuracy it comes with."""
     import numpy as np
 
+    import seehear
     from latency import time_ms
     from seehear.deploy.onnx import export_onnx, onnx_session
     from seehear.deploy.quantize import quantize_int8
@@ -219,7 +220,7 @@ def deployment(run_dir: Path, hooks: Hooks, x_test: torch.Tensor, y_test: torch.
     calib = x_train[torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))[:CALIBRATION]]
     fp32 = export_onnx(run_dir)
     int8 = quantize_int8(fp32, run_dir / "model.int8.onnx", calib.numpy())
-    model = __import__("seehear").load_run(run_dir).model.eval()
+    model = seehear.load_run(run_dir).model.eval()
     one = x_test[:1].contiguous()
     out = {"tta": model.tta, "calibration_images": len(calib)}
     try:
