@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchaudio.functional as AF
 
 SPEED_LEVELS = 5  # speed perturbation resamples per group of equal factor: a few resample calls per batch
 
