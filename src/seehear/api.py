@@ -231,7 +231,8 @@ def splits_for(records, cfg: RunConfig, split_path: Path, resume: bool) -> dict:
     if column is None and not d.split_by and not d.test_files and "train" in given and given & {"test", "valid"}:
         column = "split"  # the data says its own split (train/ and test/ folders, a split column): keep it
     splits = make_splits(records, by=d.split_by, column=column, test_files=d.test_files,
-                         valid_fraction=d.valid_fraction, valid_max=d.valid_max, test_fraction=d.test_fraction, seed=cfg.train.seed)
+                         valid_fraction=d.valid_fraction, valid_max=d.valid_max, test_fraction=d.test_fraction,
+                         seed=cfg.train.seed)
     save_splits(records, splits, split_path)
     return splits
 

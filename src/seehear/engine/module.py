@@ -1,7 +1,8 @@
 """The training step for classification, as a LightningModule, and the batch loader that feeds it.
 
 The loader hands out whole batches sliced from the decoded tensors (uint8 pixels / int16 samples); augmentation runs
-on the batch, on the model's device, inside `training_step`: no per-sample Python in the hot path.
+on the batch, on the model's device, inside `training_step`, or in a background thread when the loader is wrapped in
+`Prefetch` (audio on CPU, see engine/trainer.fit): no per-sample Python in the hot path.
 """
 from __future__ import annotations
 

@@ -120,22 +120,22 @@ def _windows(x: torch.Tensor, n: int, start: torch.Tensor, rows: torch.Tensor | 
 
 
 NOISE_BANK_SAMPLES = 1_000_000  # per colour: rows of one clip length, drawn once per (length, device); ~16 MB
-_banks: dict = {}
+_bank: tuple = (None, None)  # (key, bank): one clip length at a time, replaced whole (safe for the Prefetch thread)
 
 
 def _noise_bank(s: int, device) -> torch.Tensor:
     """[2R, 2S-1] unit-RMS white (rows < R) and pink (rows >= R) noise, made once from a fixed seed and reused: a
     random row at a random offset with a random sign costs one copy, where fresh noise per batch cost a normal
     draw and two FFTs. R*S ~ NOISE_BANK_SAMPLES: about a million distinct windows per colour."""
-    key = (s, str(device))
-    if key not in _banks:
+    global _bank
+    key, bank = _bank
+    if key != (s, str(device)):
         g = torch.Generator().manual_seed(0)
-        rows = max(8, NOISE_BANK_SAMPLES // s)
-        white = torch.randn(rows, s, generator=g)
+        white = torch.randn(max(8, NOISE_BANK_SAMPLES // s), s, generator=g)
         both = torch.stack([white / white.pow(2).mean(-1, keepdim=True).sqrt(), pink_noise(None, white=white)])
-        _banks.clear()  # one clip length at a time: a bank is ~16 MB
-        _banks[key] = torch.cat([both, both[..., :-1]], dim=-1).flatten(0, 1).to(device)  # circular: offsets [0, S)
-    return _banks[key]
+        bank = torch.cat([both, both[..., :-1]], dim=-1).flatten(0, 1).to(device)  # circular: offsets [0, S)
+        _bank = ((s, str(device)), bank)
+    return bank
 
 
 def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:

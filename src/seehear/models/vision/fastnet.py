@@ -94,7 +94,8 @@ class FastNet(nn.Module):
         conv.weight.requires_grad_(False)
 
 
-@register_model("fastnet", "image", "airbench-style shallow-wide net (frozen whitening stem, 3 conv groups 32/64/128), ~0.3M params")
+@register_model("fastnet", "image",
+                "airbench-style shallow-wide net (frozen whitening stem, 3 conv groups 32/64/128), ~0.3M params")
 def fastnet(num_classes: int, in_channels: int, input_size, widths=(32, 64, 128), dropout: float = 0.0,
             logit_scale: float = 1.0, bn_weight: bool = True):
     return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout, logit_scale=logit_scale,
