@@ -189,12 +189,13 @@ def images_per_second(model, x: torch.Tensor, precision: str, batch: int = INFER
 
 
 def test_accuracy(model, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """Test accuracy without test-time augmentation, and with flip TTA (the image-small recipe's default: the
-    model averages each image and its mirror), each with the seconds it took."""
+    """Test accuracy without test-time augmentation, with flip TTA (the image-small recipe's default: the model
+    averages each image and its mirror) and with flip-translate TTA (6 views), each with the seconds it took."""
     from seehear.engine.trainer import predict_probs
 
     out, configured = {}, model.tta
-    for name, tta in (("accuracy", "none"), ("accuracy_flip_tta", "flip")):
+    for name, tta in (("accuracy", "none"), ("accuracy_flip_tta", "flip"),
+                      ("accuracy_flip_translate_tta", "flip-translate")):
         model.tta = tta
         t = time.perf_counter()
         p = predict_probs(model, x)
@@ -277,6 +278,7 @@ def train_once(data: Path, budget: float, seed: int, name: str, overrides: list[
         "tta": model.tta,
         "test_accuracy_no_tta": round(acc["accuracy"], 4),
         "test_accuracy_flip_tta": round(acc["accuracy_flip_tta"], 4),
+        "test_accuracy_flip_translate_tta": round(acc["accuracy_flip_translate_tta"], 4),
         "test_macro_f1": round(result.metrics["macro_f1"], 4),
         "seconds": {"decode": sec["decode"], "leakage_check": sec["leakage_check"],
                     "train_steps": tr["train_seconds"],  # what the budget counts
@@ -284,7 +286,8 @@ def train_once(data: Path, budget: float, seed: int, name: str, overrides: list[
                     "test_evaluation": sec["test_evaluation"],  # seehear's, fp32
                     "listing_splits_plots_report": round(other, 2),
                     "end_to_end": round(end_to_end, 2),  # the whole seehear.train() call
-                    "test_no_tta": acc["accuracy_seconds"], "test_flip_tta": acc["accuracy_flip_tta_seconds"]},
+                    "test_no_tta": acc["accuracy_seconds"], "test_flip_tta": acc["accuracy_flip_tta_seconds"],
+                    "test_flip_translate_tta": acc["accuracy_flip_translate_tta_seconds"]},
         "other_processes_cores": others_cores,  # cores other processes used meanwhile (0 on a quiet machine)
         "decoded_images": n_decoded,
         "decode_images_per_s": round(n_decoded / sec["decode"], 1) if sec["decode"] else None,
@@ -343,7 +346,9 @@ def main(argv=None) -> int:
             "test_accuracy_std": round(statistics.pstdev(accs), 4) if len(accs) > 1 else None,
             "test_accuracy_max": max(accs),
             "test_accuracy_no_tta": mean("test_accuracy_no_tta"),
-            "test_accuracy_flip_tta": mean("test_accuracy_flip_tta"), "test_macro_f1": mean("test_macro_f1"),
+            "test_accuracy_flip_tta": mean("test_accuracy_flip_tta"),
+            "test_accuracy_flip_translate_tta": mean("test_accuracy_flip_translate_tta"),
+            "test_macro_f1": mean("test_macro_f1"),
             "data_wait_share": mean("data_wait_share"),
             "decode_seconds": round(sum(r["seconds"]["decode"] for r in runs) / len(runs), 2),
             "decode_60k_estimate_seconds": round(decode_per_image * FULL_IMAGES, 1),

@@ -50,7 +50,7 @@ class ImageConfig:
     size: int = 32  # images are resized to size x size
     channels: int = 3  # 1 = grayscale, 3 = RGB
     resize: str = "stretch"  # stretch | pad (keep aspect, pad) | crop (keep aspect, centre crop)
-    tta: str = "none"  # none | flip: predictions average the image and its mirror (2x the inference compute)
+    tta: str = "none"  # none | flip (image and mirror: 2x the inference compute) | flip-translate (6 views: 6x)
 
 
 @dataclass
@@ -85,13 +85,15 @@ class TrainConfig:
     epochs: int = 30
     time_budget: Optional[float] = None  # seconds; training stops when it is spent (epochs is then an upper bound)
     batch_size: int = 64  # capped at 1/8 of the training set (at least 8), so small data gets several steps
-    optimizer: str = "adamw"  # sgd | adam | adamw | rmsprop
+    optimizer: str = "adamw"  # sgd | adam | adamw | rmsprop | muon (Muon for conv filters, SGD for the rest)
     lr: float = 3e-3
+    muon_lr: float = 0.24  # optimizer muon: the filters' step (an angle: their norm is held fixed)
+    muon_momentum: float = 0.6
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
     norm_lr_scale: float = 1.0  # learning rate multiplier for norm and bias parameters (airbench: 64)
-    schedule: str = "onecycle"  # onecycle | cosine | constant
+    schedule: str = "onecycle"  # onecycle | linear (from the peak down to 0) | cosine | constant
     warmup_epochs: float = 1.0  # for cosine and constant
     label_smoothing: float = 0.1
     ema: Optional[float] = None  # decay of an exponential moving average of weights, e.g. 0.999; None = off

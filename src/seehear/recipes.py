@@ -22,7 +22,9 @@ RECIPES: dict[str, dict] = {
     # learning rate and weight decay (11.5 and 0.0153 per 1,024 examples, momentum 0.85, norm/bias lr x64, here
     # per batch of 256), lookahead averaging, flip test-time augmentation; validation capped at 1,000 images so
     # large sets train on the rest. On CIFAR-10 in 8 min these optimiser settings gave 87.9% where lr 0.05 /
-    # wd 5e-4 / momentum 0.9 with trainable BN scales and unscaled logits gave 85.4% (mean of 3 seeds).
+    # wd 5e-4 / momentum 0.9 with trainable BN scales and unscaled logits gave 85.4% (mean of 3 seeds). Tried and
+    # not kept (bench/results/probes): Muon for the filters, batch 1024 with airbench94's lr curve, widths
+    # 64/128/256 (+0.35 points, twice the latency); image.tta=flip-translate adds 0.1-0.3 points at 3x inference.
     "image-small": {
         "data": {"valid_max": 1000},
         "model": {"name": "fastnet", "kwargs": {"logit_scale": 0.1111, "bn_weight": False}},

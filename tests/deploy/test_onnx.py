@@ -58,6 +58,29 @@ def test_fastnet_with_flip_tta_exports_and_quantizes_to_int8(shapes_dir, tmp_pat
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
 
 
+def test_flip_translate_tta_is_six_weighted_views_and_exports(shapes_dir, tmp_path):
+    import torch
+    import torch.nn.functional as F
+
+    r = seehear.train(shapes_dir, tmp_path / "run", overrides=["train.epochs=1", "train.threads=1",
+                                                               "image.tta=flip-translate"], progress=False)
+    model = seehear.load_run(r.run_dir).model.eval()
+    assert model.tta == "flip-translate"
+    x = example_input(r.meta["input"], batch=5, seed=2)
+    with torch.no_grad():
+        f = model.features(x)
+        p = F.pad(f, (1, 1, 1, 1), mode="reflect")
+        one = lambda v: model.backbone(v)
+        pair = lambda v: 0.5 * (one(v) + one(v.flip(-1)))
+        want = 0.5 * pair(f) + 0.25 * (pair(p[..., :-2, :-2]) + pair(p[..., 2:, 2:]))
+        got = model(x)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+        model.tta = "flip"
+        assert not torch.allclose(model(x), got, atol=1e-4), "the shifted views change the answer"
+    fp32 = export_onnx(r.run_dir)  # checks ORT against PyTorch itself, with the 6 views inside the graph
+    assert onnx_session(fp32).run(None, {"input": x.numpy()})[0].shape == (5, 3)
+
+
 def test_export_int8_cli_calibrates_on_data(shapes_dir, tmp_path, capsys):
     r = seehear.train(shapes_dir, tmp_path / "run", model="small_cnn", overrides=FAST, progress=False)
     assert main(["export", str(r.run_dir), "--int8", str(shapes_dir)]) == 0

@@ -130,3 +130,20 @@ def test_prefetch_transforms_in_order_repeatably_and_stops_cleanly():
 
     with pytest.raises(ValueError, match="bad batch"):
         list(Prefetch(loader, broken))
+
+
+@pytest.mark.parametrize("schedule,want", [("linear", [1.0, 0.75, 0.0]), ("onecycle", [0.0, 1.0, 0.0])])
+def test_lr_schedules_by_progress(schedule, want):
+    from seehear.config import RunConfig
+    from seehear.engine.module import ClassifyModule
+    from seehear.models.recognizer import build_recognizer
+
+    cfg = RunConfig()
+    cfg.model.name, cfg.train.schedule = "fastnet", schedule
+    module = ClassifyModule(build_recognizer(cfg, ["a", "b"], "image"), cfg, steps_per_epoch=4)
+    got = []
+    for p in (0.0, 0.25, 1.0):
+        module.progress = lambda p=p: p
+        got.append(module.lr_factor(0))
+    assert got == pytest.approx(want, abs=1e-3)
+

@@ -76,3 +76,16 @@ def test_norm_lr_scale_gives_norms_and_biases_their_own_learning_rate():
     decay, no_decay = opt.param_groups
     assert decay["initial_lr"] == 0.1 and no_decay["initial_lr"] == 6.4 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim <= 1 for p in no_decay["params"]) and all(p.ndim > 1 for p in decay["params"])
+
+
+def test_pooling_rounds_down_unless_the_input_is_tiny():
+    from seehear.models.vision.fastnet import fastnet
+
+    def last_map(side):
+        net = fastnet(3, 3, (side, side), widths=(4, 4, 4)).eval()
+        with torch.no_grad():
+            return net.groups(net.stem(torch.randn(1, 3, side, side))).shape[-1]
+
+    assert last_map(32) == 3  # 31 -> 15 -> 7 -> 3: odd sizes round down (airbench's layout, fewer FLOPs)
+    assert last_map(8) == 1  # 7 -> 4 -> 2 -> 1: rounding down would leave nothing, so it rounds up
+    assert fastnet(3, 3, (32, 32), widths=(4, 4, 4), ceil_pool=True).groups[0].net[1].ceil_mode

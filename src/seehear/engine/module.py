@@ -218,6 +218,8 @@ class ClassifyModule(pl.LightningModule):
         warm = min(0.3, t.warmup_epochs / max(1, t.epochs))
         if t.schedule == "onecycle":  # linear up for 25%, then linear down to zero (airbench style)
             return p / 0.25 if p < 0.25 else max(0.0, (1 - p) / 0.75)
+        if t.schedule == "linear":  # from the peak straight down (airbench94_muon: Muon needs no warm-up)
+            return max(0.0, 1 - p)
         if p < warm:
             return max(p / warm, 1e-3)
         if t.schedule == "cosine":
@@ -226,13 +228,18 @@ class ClassifyModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        decay, no_decay = [], []
+        decay, no_decay, filters = [], [], []
         for n, p in self.model.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
+            if p.requires_grad:  # no weight decay on norms and biases; Muon takes conv filters (>= 3-D)
+                (no_decay if p.ndim <= 1 else filters if p.ndim >= 3 and t.optimizer == "muon" else decay).append(p)
         groups = [{"params": decay, "weight_decay": t.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0, "lr": t.lr * t.norm_lr_scale}]
-        if t.optimizer == "sgd":
+        if t.optimizer == "muon":
+            from seehear.engine.muon import Muon
+
+            groups.append({"params": filters, "lr": t.muon_lr, "momentum": t.muon_momentum, "muon": True})
+            opt = Muon([g for g in groups if g["params"]], lr=t.lr, momentum=t.momentum, nesterov=t.nesterov)
+        elif t.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
         elif t.optimizer == "adam":
             opt = torch.optim.Adam(groups, lr=t.lr)
@@ -243,7 +250,7 @@ class ClassifyModule(pl.LightningModule):
         else:
             from seehear.errors import ConfigError
 
-            raise ConfigError(f"train.optimizer {t.optimizer!r} unknown; use sgd, adam, adamw or rmsprop")
+            raise ConfigError(f"train.optimizer {t.optimizer!r} unknown; use sgd, adam, adamw, rmsprop or muon")
         sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from seehear.config import RunConfig
 from seehear.models.registry import create_model, get_spec
+
+TTA_MODES = ("none", "flip", "flip-translate")  # image.tta: 1, 2 or 6 views per image
 
 
 class Recognizer(nn.Module):
@@ -21,7 +24,7 @@ class Recognizer(nn.Module):
         self.specaugment = specaugment  # only acts in training mode
         self.labels = list(labels)
         self.modality = modality
-        self.tta = tta  # "flip": outside training, logits average the image and its mirror (one batch of 2B)
+        self.tta = tta  # outside training, logits average views of the image in one batch (see forward)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         f = self.frontend(x)
@@ -31,10 +34,18 @@ class Recognizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
-        if self.tta == "flip" and not self.training and f.dim() == 4:
-            both = self.backbone(torch.cat([f, f.flip(-1)]))
-            return both.unflatten(0, (2, -1)).mean(0)  # no len(f): the batch axis stays dynamic in ONNX
-        return self.backbone(f)
+        if self.tta == "none" or self.training or f.dim() != 4:
+            return self.backbone(f)
+        views = [f, f.flip(-1)]  # "flip": the image and its mirror
+        if self.tta == "flip-translate":  # airbench's 6 views: and both shifted 1 px up-left and down-right
+            h, w = f.shape[-2:]
+            p = F.pad(f, (1, 1, 1, 1), mode="reflect")
+            for s in (p[..., :h, :w], p[..., 2:, 2:]):
+                views += [s, s.flip(-1)]
+        out = self.backbone(torch.cat(views)).unflatten(0, (len(views), -1))  # no len(f): batch axis stays dynamic
+        if len(views) == 2:
+            return out.mean(0)
+        return 0.5 * out[:2].mean(0) + 0.5 * out[2:].mean(0)  # the unshifted pair weighs as much as the 4 shifted
 
 
 def input_spec(cfg: RunConfig, modality: str) -> dict:
@@ -65,10 +76,10 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
     specaug, tta = None, "none"
     if modality == "image":
         tta = cfg.image.tta
-        if tta not in ("none", "flip"):
+        if tta not in TTA_MODES:
             from seehear.errors import ConfigError
 
-            raise ConfigError(f"image.tta {tta!r} unknown; use none or flip")
+            raise ConfigError(f"image.tta {tta!r} unknown; use one of {', '.join(TTA_MODES)}")
         from seehear.features.image import ImageNormalize
 
         c = cfg.image.channels

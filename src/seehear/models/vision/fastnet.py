@@ -7,7 +7,9 @@ published ingredients are written anew here:
   data before training (`init_from_data`, called by the trainer) and then frozen: the net starts from decorrelated
   inputs instead of spending steps learning to decorrelate them;
 - three conv groups (conv, maxpool, BN, GELU, conv, BN, GELU): pooling right after the first conv saves 3/4 of the
-  second conv's FLOPs, and shallow-wide trains fastest per FLOP;
+  second conv's FLOPs, and shallow-wide trains fastest per FLOP. Pooling rounds odd sizes down (31 -> 15 -> 7 -> 3
+  after the 2x2 stem on 32x32): 15-19% fewer FLOPs than rounding up (by width), and the same accuracy (CIFAR-10:
+  87.9% either way at 8 minutes, bench/results/probes); inputs under 9 pixels round up so that a pixel is left;
 - identity (Dirac) initialisation of every 3x3 conv: the untrained group passes its input channels through, so
   early gradients reach the whitened pixels undistorted;
 - BatchNorm with fast-moving running statistics (the weights change a lot in a short run), global max pooling and
@@ -34,10 +36,10 @@ def batchnorm(c: int) -> nn.BatchNorm2d:
 class ConvGroup(nn.Module):
     """conv -> maxpool -> BN -> GELU -> conv -> BN -> GELU."""
 
-    def __init__(self, cin: int, cout: int, bn_weight: bool = True):
+    def __init__(self, cin: int, cout: int, bn_weight: bool = True, ceil_pool: bool = True):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=True), batchnorm(cout),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=ceil_pool), batchnorm(cout),
             nn.GELU(),
             nn.Conv2d(cout, cout, 3, padding=1, bias=False), batchnorm(cout), nn.GELU(),
         )
@@ -55,14 +57,14 @@ class ConvGroup(nn.Module):
 
 class FastNet(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 3, widths=(32, 64, 128), dropout: float = 0.0,
-                 logit_scale: float = 1.0, bn_weight: bool = True):
+                 logit_scale: float = 1.0, bn_weight: bool = True, ceil_pool: bool = True):
         super().__init__()
         self.logit_scale = float(logit_scale)  # airbench94 uses 1/9 with its large learning rate
         k = WHITEN_PATCH
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 2 * in_channels * k * k, k, bias=True), nn.GELU())
         groups, cin = [], 2 * in_channels * k * k
         for w in widths:
-            groups.append(ConvGroup(cin, int(w), bn_weight))
+            groups.append(ConvGroup(cin, int(w), bn_weight, ceil_pool))
             cin = int(w)
         self.groups = nn.Sequential(*groups)
         self.pool = nn.AdaptiveMaxPool2d(1)
@@ -94,16 +96,24 @@ class FastNet(nn.Module):
         conv.weight.requires_grad_(False)
 
 
+def _ceil_pool(ceil_pool: bool | None, input_size) -> bool:
+    """Round pooled sizes down unless the input is so small (< 9 px) that the last map would vanish."""
+    if ceil_pool is not None:
+        return bool(ceil_pool)
+    side = min(input_size) if isinstance(input_size, (tuple, list)) else int(input_size or 32)
+    return side < 9
+
+
 @register_model("fastnet", "image",
                 "airbench-style shallow-wide net (frozen whitening stem, 3 conv groups 32/64/128), ~0.3M params")
 def fastnet(num_classes: int, in_channels: int, input_size, widths=(32, 64, 128), dropout: float = 0.0,
-            logit_scale: float = 1.0, bn_weight: bool = True):
+            logit_scale: float = 1.0, bn_weight: bool = True, ceil_pool: bool | None = None):
     return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout, logit_scale=logit_scale,
-                   bn_weight=bn_weight)
+                   bn_weight=bn_weight, ceil_pool=_ceil_pool(ceil_pool, input_size))
 
 
 @register_model("fastnet_wide", "image", "fastnet at airbench94's widths 64/256/256 (~2M params; GPU or patience)")
 def fastnet_wide(num_classes: int, in_channels: int, input_size, widths=(64, 256, 256), dropout: float = 0.0,
-                 logit_scale: float = 1.0, bn_weight: bool = True):
+                 logit_scale: float = 1.0, bn_weight: bool = True, ceil_pool: bool | None = None):
     return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout, logit_scale=logit_scale,
-                   bn_weight=bn_weight)
+                   bn_weight=bn_weight, ceil_pool=_ceil_pool(ceil_pool, input_size))
