@@ -28,7 +28,9 @@ def rows() -> list[str]:
         machine = f"{m.get('cores', '?')} cores {m.get('cpu', '')}" + (f", {m['gpu']}" if m.get("gpu") else "")
         # the exact command each result recorded (make bench BENCH=x runs `python bench/x.py` with no options)
         c = r.get("command", "")
-        cmd = f"`{c.split('  (', 1)[1].rstrip(')').strip()}`" if "  (" in c else f"`make bench BENCH={name}`"
+        if "  (" in c:
+            c = c.split("  (", 1)[1].rstrip(")").strip()
+        cmd = f"`{c}`" if c.startswith("python ") else f"`make bench BENCH={name}`"
         goals = r.get("goals") or {"(figures only)": {"target": "—", "measured": "see JSON", "met": None, "unit": ""}}
         for g, v in goals.items():
             met = {True: "yes", False: "**no**", None: "—"}[v.get("met")]
