@@ -36,7 +36,7 @@ def batchnorm(c: int) -> nn.BatchNorm2d:
 class ConvGroup(nn.Module):
     """conv -> maxpool -> BN -> GELU -> conv -> BN -> GELU."""
 
-    def __init__(self, cin: int, cout: int, bn_weight: bool = True, ceil_pool: bool = True):
+    def __init__(self, cin: int, cout: int, bn_weight: bool = True, ceil_pool: bool = False):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=ceil_pool), batchnorm(cout),
@@ -57,7 +57,7 @@ class ConvGroup(nn.Module):
 
 class FastNet(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 3, widths=(32, 64, 128), dropout: float = 0.0,
-                 logit_scale: float = 1.0, bn_weight: bool = True, ceil_pool: bool = True):
+                 logit_scale: float = 1.0, bn_weight: bool = True, ceil_pool: bool = False):
         super().__init__()
         self.logit_scale = float(logit_scale)  # airbench94 uses 1/9 with its large learning rate
         k = WHITEN_PATCH
