@@ -69,3 +69,11 @@ def test_recipe_model_kwargs_follow_the_recipe_model_only():
     assert resolve("image-small", {"model": {"name": "timm/resnet18"}}).model.kwargs == {}
     user = resolve("image-small", {"model": {"name": "resnet20", "kwargs": {"width": 32}}})
     assert user.model.kwargs == {"width": 32}
+
+
+def test_named_choices_reject_typos_when_the_config_is_read():
+    cfg = RunConfig().override(["train.schedule=linear", "train.optimizer=muon"])
+    assert (cfg.train.schedule, cfg.train.optimizer) == ("linear", "muon")
+    for bad in ("train.schedule=linaer", "train.optimizer=adamax"):
+        with pytest.raises(ConfigError, match="must be one of"):
+            RunConfig().override([bad])

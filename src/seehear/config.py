@@ -9,7 +9,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 
@@ -85,7 +85,7 @@ class TrainConfig:
     epochs: int = 30
     time_budget: Optional[float] = None  # seconds; training stops when it is spent (epochs is then an upper bound)
     batch_size: int = 64  # capped at 1/8 of the training set (at least 8), so small data gets several steps
-    optimizer: str = "adamw"  # sgd | adam | adamw | rmsprop | muon (Muon for conv filters, SGD for the rest)
+    optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "muon"] = "adamw"  # muon: conv filters; SGD for the rest
     lr: float = 3e-3
     muon_lr: float = 0.24  # optimizer muon: the filters' step (an angle: their norm is held fixed)
     muon_momentum: float = 0.6
@@ -93,7 +93,7 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     norm_lr_scale: float = 1.0  # learning rate multiplier for norm and bias parameters (airbench: 64)
-    schedule: str = "onecycle"  # onecycle | linear (from the peak down to 0) | cosine | constant
+    schedule: Literal["onecycle", "linear", "cosine", "constant"] = "onecycle"  # linear: from the peak down to 0
     warmup_epochs: float = 1.0  # for cosine and constant
     label_smoothing: float = 0.1
     ema: Optional[float] = None  # decay of an exponential moving average of weights, e.g. 0.999; None = off
@@ -213,6 +213,10 @@ def _coerce(v, t, name):
     """Check a scalar against its annotation; ints are accepted where floats are expected."""
     origin = typing.get_origin(t)
     args = typing.get_args(t)
+    if origin is typing.Literal:  # a fixed set of names: a typo is an error here, not a silent default later
+        if v not in args:
+            raise ConfigError(f"setting {name} must be one of {', '.join(map(str, args))}, got {v!r}")
+        return v
     if v is None:
         if type(None) in args:
             return None

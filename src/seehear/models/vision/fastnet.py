@@ -115,5 +115,4 @@ def fastnet(num_classes: int, in_channels: int, input_size, widths=(32, 64, 128)
 @register_model("fastnet_wide", "image", "fastnet at airbench94's widths 64/256/256 (~2M params; GPU or patience)")
 def fastnet_wide(num_classes: int, in_channels: int, input_size, widths=(64, 256, 256), dropout: float = 0.0,
                  logit_scale: float = 1.0, bn_weight: bool = True, ceil_pool: bool | None = None):
-    return FastNet(num_classes, in_channels, widths=tuple(widths), dropout=dropout, logit_scale=logit_scale,
-                   bn_weight=bn_weight, ceil_pool=_ceil_pool(ceil_pool, input_size))
+    return fastnet(num_classes, in_channels, input_size, widths, dropout, logit_scale, bn_weight, ceil_pool)
