@@ -77,3 +77,10 @@ def test_named_choices_reject_typos_when_the_config_is_read():
     for bad in ("train.schedule=linaer", "train.optimizer=adamax"):
         with pytest.raises(ConfigError, match="must be one of"):
             RunConfig().override([bad])
+
+
+def test_none_clears_an_optional_setting_and_nothing_else():
+    assert RunConfig().override(["train.grad_clip=none"]).train.grad_clip is None
+    assert RunConfig().override(["train.grad_clip=null"]).train.grad_clip is None
+    with pytest.raises(ConfigError, match="train.epochs"):
+        RunConfig().override(["train.epochs=none"])

@@ -93,6 +93,7 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     norm_lr_scale: float = 1.0  # learning rate multiplier for norm and bias parameters (airbench: 64)
+    decay_norms: bool = False  # weight decay on norms and biases too, as much per step as on the weights (airbench)
     schedule: Literal["onecycle", "linear", "cosine", "constant"] = "onecycle"  # linear: from the peak down to 0
     warmup_epochs: float = 1.0  # for cosine and constant
     label_smoothing: float = 0.1
@@ -217,6 +218,8 @@ def _coerce(v, t, name):
         if v not in args:
             raise ConfigError(f"setting {name} must be one of {', '.join(map(str, args))}, got {v!r}")
         return v
+    if isinstance(v, str) and v.lower() == "none" and type(None) in args:
+        v = None  # `key=none` on the command line, as a Python user would write it (YAML's is null or ~)
     if v is None:
         if type(None) in args:
             return None

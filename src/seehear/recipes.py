@@ -31,8 +31,8 @@ RECIPES: dict[str, dict] = {
         "image": {"size": 32, "resize": "stretch", "tta": "flip"},
         "augment": {"flip": True, "alternate_flip": True, "crop_pad": 2},
         "train": {"optimizer": "sgd", "lr": 0.375, "momentum": 0.85, "nesterov": True, "weight_decay": 1.33e-3,
-                  "norm_lr_scale": 64.0, "batch_size": 256, "epochs": 20, "schedule": "onecycle",
-                  "label_smoothing": 0.2, "lookahead": True},
+                  "norm_lr_scale": 64.0, "decay_norms": True, "batch_size": 256, "epochs": 20,
+                  "schedule": "onecycle", "label_smoothing": 0.2, "lookahead": True, "grad_clip": None},
     },
     # Photos: larger input, same fast CNN family; a local pretrained backbone is better where the user has one.
     "image-photo": {

@@ -61,11 +61,13 @@ def test_muon_optimizer_from_config_gives_filters_to_muon():
     model = build_recognizer(cfg, ["a", "b", "c"], "image")
     opt = ClassifyModule(model, cfg, steps_per_epoch=4).configure_optimizers()["optimizer"]
     assert isinstance(opt, Muon)
-    by_kind = {(g["muon"], g["initial_lr"]): g["params"] for g in opt.param_groups}
-    assert set(by_kind) == {(True, 0.3), (False, 0.2), (False, 0.4)}
-    assert all(p.ndim == 4 for p in by_kind[(True, 0.3)])
-    assert all(p.ndim == 2 for p in by_kind[(False, 0.2)])  # the linear head
-    assert all(p.ndim == 1 for p in by_kind[(False, 0.4)])  # norms and biases
+    head, norms, whiten_bias, filters = opt.param_groups
+    assert [(g["muon"], g["initial_lr"]) for g in opt.param_groups] == [(False, 0.2), (False, 0.4), (False, 0.2),
+                                                                         (True, 0.3)]
+    assert all(p.ndim == 4 for p in filters["params"])
+    assert [p.ndim for p in head["params"]] == [2]  # the linear head
+    assert norms["params"] and all(p.ndim == 1 for p in norms["params"])  # BatchNorm shifts: norm_lr_scale
+    assert whiten_bias["params"] == [model.backbone.stem[0].bias]  # a bias outside a norm layer: the base lr
     n_trainable = sum(1 for p in model.parameters() if p.requires_grad)
-    assert sum(len(ps) for ps in by_kind.values()) == n_trainable
+    assert sum(len(g["params"]) for g in opt.param_groups) == n_trainable
 

@@ -77,9 +77,11 @@ def test_lookahead_pulls_toward_the_slow_weights_and_ends_on_them():
 
 
 @pytest.mark.slow
-def test_fast_image_recipe_trains_with_its_parts_on(shapes_dir, tmp_path):
+def test_fast_image_recipe_trains_with_its_parts_on(shapes_dir, tmp_path, monkeypatch):
     import seehear
 
+    flush_calls, real_flush = [], torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: flush_calls.append(on) or real_flush(on))
     r = seehear.train(shapes_dir, tmp_path / "run", overrides=["train.epochs=4", "train.threads=1",
                                                                "data.workers=1", "train.batch_size=16"],
                       progress=False)
@@ -88,6 +90,8 @@ def test_fast_image_recipe_trains_with_its_parts_on(shapes_dir, tmp_path):
     assert cfg["augment"]["alternate_flip"] and cfg["train"]["lookahead"] and cfg["image"]["tta"] == "flip"
     share = r.meta["train"]["data_wait_share"]
     assert 0.0 < share < 1.0
+    assert flush_calls == [True, False], "denormals are flushed while training on CPU, and only then"
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0, "the caller's process is left as it was"
     model = seehear.load_run(r.run_dir).model
     assert model.tta == "flip"
     w = model.backbone.stem[0].weight

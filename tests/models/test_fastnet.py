@@ -73,9 +73,13 @@ def test_norm_lr_scale_gives_norms_and_biases_their_own_learning_rate():
     cfg.train.optimizer, cfg.train.lr, cfg.train.norm_lr_scale = "sgd", 0.1, 64.0
     module = ClassifyModule(build_recognizer(cfg, ["a", "b"], "image"), cfg, steps_per_epoch=10)
     opt = module.configure_optimizers()["optimizer"]
-    decay, no_decay = opt.param_groups
-    assert decay["initial_lr"] == 0.1 and no_decay["initial_lr"] == 6.4 and no_decay["weight_decay"] == 0.0
-    assert all(p.ndim <= 1 for p in no_decay["params"]) and all(p.ndim > 1 for p in decay["params"])
+    decay, norms, biases = opt.param_groups
+    assert decay["initial_lr"] == 0.1 and norms["initial_lr"] == 6.4 and norms["weight_decay"] == 0.0
+    bn = [p for m in module.model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()
+          if p.requires_grad]
+    assert {id(p) for p in norms["params"]} == {id(p) for p in bn} and all(p.ndim > 1 for p in decay["params"])
+    # the whitening layer's bias is no norm: base lr (as airbench94), no decay by default
+    assert biases["initial_lr"] == 0.1 and biases["weight_decay"] == 0.0 and len(biases["params"]) == 1
 
 
 def test_pooling_rounds_down_unless_the_input_is_tiny():
@@ -89,3 +93,38 @@ def test_pooling_rounds_down_unless_the_input_is_tiny():
     assert last_map(32) == 3  # 31 -> 15 -> 7 -> 3: odd sizes round down (airbench's layout, fewer FLOPs)
     assert last_map(8) == 1  # 7 -> 4 -> 2 -> 1: rounding down would leave nothing, so it rounds up
     assert fastnet(3, 3, (32, 32), widths=(4, 4, 4), ceil_pool=True).groups[0].net[1].ceil_mode
+
+
+def test_decay_norms_gives_norms_and_biases_the_weights_decay_per_step():
+    from seehear.config import RunConfig
+    from seehear.engine.module import ClassifyModule
+    from seehear.models.recognizer import build_recognizer
+
+    cfg = RunConfig()
+    cfg.model.name = "fastnet"
+    cfg.train.optimizer, cfg.train.lr, cfg.train.norm_lr_scale, cfg.train.weight_decay = "sgd", 0.1, 64.0, 1e-3
+    cfg.train.decay_norms = True
+    module = ClassifyModule(build_recognizer(cfg, ["a", "b"], "image"), cfg, steps_per_epoch=10)
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    # SGD shrinks a parameter by lr * weight_decay per step: the same for every group despite the norms' 64x lr
+    shrink = [g["initial_lr"] * g["weight_decay"] for g in groups]
+    assert len(groups) == 3 and max(shrink) - min(shrink) < 1e-12 and shrink[0] > 0
+
+
+def test_whitening_bias_trains_early_then_freezes_as_the_trainer_reports_progress():
+    from seehear.config import RunConfig
+    from seehear.engine.module import ClassifyModule
+    from seehear.models.recognizer import build_recognizer
+    from seehear.models.vision.fastnet import WHITEN_BIAS_UNTIL
+
+    cfg = RunConfig()
+    cfg.model.name, cfg.train.epochs = "fastnet", 10
+    model = build_recognizer(cfg, ["a", "b"], "image")
+    module = ClassifyModule(model, cfg, steps_per_epoch=10)
+    bias = model.backbone.stem[0].bias
+    seen = []
+    for done in (0.0, WHITEN_BIAS_UNTIL - 0.01, WHITEN_BIAS_UNTIL, 0.9):
+        module.progress = lambda d=done: d  # what the trainer would report at this epoch start
+        module.on_train_epoch_start()
+        seen.append(bias.requires_grad)
+    assert seen == [True, True, False, False]

@@ -12,6 +12,7 @@ import time
 
 import lightning.pytorch as pl
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from seehear.config import RunConfig
@@ -197,6 +198,9 @@ class ClassifyModule(pl.LightningModule):
 
     def on_train_epoch_start(self):
         self._t = None
+        hook = getattr(self.model.backbone, "on_progress", None)
+        if hook is not None:  # a model that changes what trains as training goes (fastnet's whitening bias)
+            hook(self.progress())
 
     def validation_step(self, batch, _):
         x, y = batch
@@ -228,17 +232,28 @@ class ClassifyModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        decay, no_decay, filters = [], [], []
-        for n, p in self.model.named_parameters():
-            if p.requires_grad:  # no weight decay on norms and biases; Muon takes conv filters (>= 3-D)
-                (no_decay if p.ndim <= 1 else filters if p.ndim >= 3 and t.optimizer == "muon" else decay).append(p)
+        norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+        in_norm = {id(p) for m in self.model.modules() if isinstance(m, norm_types) for p in m.parameters(False)}
+        decay, norms, biases, filters = [], [], [], []
+        for p in self.model.parameters():
+            if not p.requires_grad:
+                continue
+            kind = norms if id(p) in in_norm else biases if p.ndim <= 1 else \
+                filters if p.ndim >= 3 and t.optimizer == "muon" else decay  # Muon: conv filters
+            kind.append(p)
+        # Norm layers get norm_lr_scale (airbench: 64; other biases, like its whitening bias, keep the base lr).
+        # Norms and biases are not decayed unless decay_norms: then by the weights' amount per step (airbench).
+        norm_decay = t.weight_decay / t.norm_lr_scale if t.decay_norms else 0.0
         groups = [{"params": decay, "weight_decay": t.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0, "lr": t.lr * t.norm_lr_scale}]
+                  {"params": norms, "weight_decay": norm_decay, "lr": t.lr * t.norm_lr_scale},
+                  {"params": biases, "weight_decay": t.weight_decay if t.decay_norms else 0.0}]
+        if t.optimizer == "muon":
+            groups.append({"params": filters, "lr": t.muon_lr, "momentum": t.muon_momentum, "muon": True})
+        groups = [g for g in groups if g["params"]]
         if t.optimizer == "muon":
             from seehear.engine.muon import Muon
 
-            groups.append({"params": filters, "lr": t.muon_lr, "momentum": t.muon_momentum, "muon": True})
-            opt = Muon([g for g in groups if g["params"]], lr=t.lr, momentum=t.momentum, nesterov=t.nesterov)
+            opt = Muon(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov)
         elif t.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
         elif t.optimizer == "adam":

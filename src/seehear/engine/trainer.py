@@ -164,6 +164,10 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    # Denormal floats (below 1.2e-38) take a slow path on x86; tiny gradients of a mean loss hit it often. Flushing
+    # them to zero, as TensorFlow does on CPU, made CIFAR-10 steps 6% faster on real images (bench/results/probes);
+    # switched back off afterwards, since it is a process-wide setting of the caller's.
+    flush = device == "cpu" and torch.set_flush_denormal(True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -176,6 +180,8 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
+            if flush:
+                torch.set_flush_denormal(False)
     if interrupted:
         raise KeyboardInterrupt  # callers say how to resume from the last checkpoint
     module.eval()
