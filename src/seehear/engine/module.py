@@ -198,7 +198,7 @@ class ClassifyModule(pl.LightningModule):
 
     def on_train_epoch_start(self):
         self._t = None
-        hook = getattr(self.model.backbone, "on_progress", None)
+        hook = getattr(getattr(self.model, "backbone", None), "on_progress", None)
         if hook is not None:  # a model that changes what trains as training goes (fastnet's whitening bias)
             hook(self.progress())
 

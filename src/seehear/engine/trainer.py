@@ -164,9 +164,10 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main else None
-    # Denormal floats (below 1.2e-38) take a slow path on x86; tiny gradients of a mean loss hit it often. Flushing
-    # them to zero, as TensorFlow does on CPU, made CIFAR-10 steps 6% faster on real images (bench/results/probes);
-    # switched back off afterwards, since it is a process-wide setting of the caller's.
+    # Denormal floats (below 1.2e-38) take a slow path on x86, and the tiny gradients of a mean loss can reach them.
+    # Flushing them to zero while training, as TensorFlow does on CPU, measured +1.6% images/s on CIFAR-10
+    # (bench/denormal_probe.py; within host noise) and cannot slow a step. It is a process-wide setting of the
+    # caller's, so it is switched back off afterwards.
     flush = device == "cpu" and torch.set_flush_denormal(True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
