@@ -92,7 +92,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    norm_lr_scale: float = 1.0  # learning rate multiplier for norm and bias parameters (airbench: 64)
+    norm_lr_scale: float = 1.0  # learning rate multiplier for norm layers (airbench: 64 for its BatchNorm shifts)
     decay_norms: bool = False  # weight decay on norms and biases too, as much per step as on the weights (airbench)
     schedule: Literal["onecycle", "linear", "cosine", "constant"] = "onecycle"  # linear: from the peak down to 0
     warmup_epochs: float = 1.0  # for cosine and constant
