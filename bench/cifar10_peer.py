@@ -161,8 +161,9 @@ def train(seed: int, epochs: float | None, budget: float | None, x_train, y_trai
     net = make_net().to(memory_format=torch.channels_last)
     xn = normalise(x_train)
     init_whitening(net[0], xn[:5000])
-    biases = [p for n, p in net.named_parameters() if p.requires_grad and p.ndim == 1 and not n.startswith("0.")]
-    others = [p for n, p in net.named_parameters() if p.requires_grad and (p.ndim > 1 or n.startswith("0."))]
+    whiten_bias = net[0].bias  # not a norm: the base lr, as published
+    biases = [p for p in net.parameters() if p.requires_grad and p.ndim == 1 and p is not whiten_bias]
+    others = [p for p in net.parameters() if p.requires_grad and (p.ndim > 1 or p is whiten_bias)]
     opt = torch.optim.SGD([{"params": biases, "lr": lr_bias, "weight_decay": wd / lr_bias},
                            {"params": others, "lr": lr, "weight_decay": wd / lr}], momentum=m, nesterov=True)
     base_lrs = [gr["lr"] for gr in opt.param_groups]
