@@ -16,6 +16,7 @@ decode, per-epoch validation and evaluation times that are reported beside it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -29,7 +30,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from common import DATA, RESULTS, WORK, Bench, need, peak_rss_mb
+from common import DATA, RESULTS, WORK, Bench, need, new_peak_window, window_peak_mb
 
 # --- settings ---------------------------------------------------------------------------------------------------
 ARCHIVE = DATA / "cifar10-jpg.tar.gz"  # train/<class>/NNNN.jpg (50,000) and test/<class>/NNNN.jpg (10,000)
@@ -247,15 +248,19 @@ def deployment(run_dir: Path, hooks: Hooks, x_test: torch.Tensor, y_test: torch.
 
 
 # --- one training -----------------------------------------------------------------------------------------------
-def train_once(data: Path, budget: float, seed: int, name: str, overrides: list[str]) -> dict:
+def train_once(data: Path, budget: float, seed: int, name: str, overrides: list[str]):
+    """One training and its test figures, and a callable that measures its deployment later (after every seed has
+    trained, so that the training peak memory is not mixed with ONNX export and quantisation)."""
     import seehear
 
     run_dir = RUNS / f"{name}-seed{seed}"
     with Hooks() as hooks:
+        new_peak_window()
         others, t = OtherLoad(), time.perf_counter()
         result = seehear.train(data, out=run_dir, time_budget=budget, overrides=[*overrides, f"train.seed={seed}"],
                                overwrite=True, progress=True)
         end_to_end, others_cores = time.perf_counter() - t, others.cores()
+        train_peak = window_peak_mb()  # decode, training, seehear's own test evaluation
     tr, meta = result.meta["train"], result.meta
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     batch = cfg["train"]["batch_size"]
@@ -267,7 +272,6 @@ def train_once(data: Path, budget: float, seed: int, name: str, overrides: list[
     model = seehear.load_run(run_dir).model.to(memory_format=torch.channels_last)  # as training leaves it
     x_test, y_test, _ = hooks.test_images(run_dir)
     acc = test_accuracy(model, x_test, y_test)
-    deployed = deployment(run_dir, hooks, x_test, y_test) if seed == 0 else None
     fwd = forward_flops(model, cfg["image"]["size"], cfg["image"]["channels"])
     train_ips = tr["steps"] * batch / tr["train_seconds"] if tr["train_seconds"] else 0.0
     return {
@@ -288,6 +292,7 @@ def train_once(data: Path, budget: float, seed: int, name: str, overrides: list[
                     "end_to_end": round(end_to_end, 2),  # the whole seehear.train() call
                     "test_no_tta": acc["accuracy_seconds"], "test_flip_tta": acc["accuracy_flip_tta_seconds"],
                     "test_flip_translate_tta": acc["accuracy_flip_translate_tta_seconds"]},
+        "peak_memory_train_call_mb": train_peak,
         "other_processes_cores": others_cores,  # cores other processes used meanwhile (0 on a quiet machine)
         "decoded_images": n_decoded,
         "decode_images_per_s": round(n_decoded / sec["decode"], 1) if sec["decode"] else None,
@@ -302,9 +307,8 @@ def train_once(data: Path, budget: float, seed: int, name: str, overrides: list[
         "forward_flops_per_image": fwd,
         "train_flops_per_image": 3 * fwd,
         "achieved_train_gflops": round(3 * fwd * train_ips / 1e9, 2),
-        "deployment": deployed,
         "config": cfg,
-    }
+    }, functools.partial(deployment, run_dir, hooks, x_test, y_test)
 
 
 # --- the benchmark ----------------------------------------------------------------------------------------------
@@ -314,6 +318,9 @@ def main(argv=None) -> int:
     ap.add_argument("--subset", type=int, default=0, help="N training images per class (N/5 test) to validate the "
                                                           "script quickly; writes cifar10-subset.json")
     ap.add_argument("--seeds", type=int, default=1, help="trainings with seeds 0..N-1; accuracy is their mean")
+    ap.add_argument("--deploy", action=argparse.BooleanOptionalAction, default=None,
+                    help="measure seed 0's batch-1 latency per engine (eager, ORT fp32, ORT int8); default: for the "
+                         "8-minute budget and subset runs, whose model the latency goal is about")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting changed from the default recipe, e.g. train.epochs=40 (recorded in the JSON)")
     args = ap.parse_args(argv)
@@ -329,7 +336,15 @@ def main(argv=None) -> int:
         print(f"data {data}; budget {budget} s; seeds {args.seeds}; hardware ceiling ...", flush=True)
         during = OtherLoad()
         ceiling = {**measure(), "other_processes_cores": during.cores()}
-        runs = [train_once(data, budget, seed, name, args.set) for seed in range(args.seeds)]
+        runs, deploy_first = [], None
+        for seed in range(args.seeds):
+            run, deploy = train_once(data, budget, seed, name, args.set)
+            runs.append(run)
+            deploy_first = deploy_first or deploy
+            del deploy  # the others' decoded tensors can go
+        wanted = args.deploy if args.deploy is not None else (budget <= BUDGET_S or bool(args.subset))
+        dep = deploy_first() if wanted else None
+        del deploy_first
 
         accs = [r["test_accuracy"] for r in runs]
         mean = lambda k: round(sum(r[k] for r in runs) / len(runs), 4)  # noqa: E731
@@ -374,7 +389,7 @@ def main(argv=None) -> int:
             b.goal(key, target, mean("test_accuracy"))
         else:
             b.notes.append(f"budget {budget} s has no accuracy goal (goals: 480 s ≥ 0.90, 1800 s ≥ 0.92)")
-        dep = r0["deployment"]
+        b.figures["deployment"] = dep
         if dep:
             # the fastest engine whose accuracy is within LATENCY_ACCURACY_SLACK of the fp32 model's
             ok = [k for k in ("eager_fp32", "onnxruntime_fp32", "onnxruntime_int8")
@@ -383,9 +398,12 @@ def main(argv=None) -> int:
             b.figures["batch1_latency_best"] = {"engine": best, **dep[best]}
             if budget == BUDGET_S and not args.set:  # the goal is for the default recipe's 8-minute model
                 b.goal("image_batch1_ms", LATENCY_GOAL_MS, dep[best]["median_ms"], higher_is_better=False, unit="ms")
-        peak = peak_rss_mb()  # Bench reports the same figure on exit; no large allocation happens after this
-        b.goal("peak_memory_mb", PEAK_MEMORY_GOAL_MB, peak, higher_is_better=False, unit="MB")
-        b.goals["peak_memory_mb"]["met"] = peak < PEAK_MEMORY_GOAL_MB  # the goal is strictly below
+        # The goal is about training: the peak of each seehear.train() call (decode, training, its test evaluation).
+        # The whole process's peak (Bench's peak_memory_mb) adds this script's own throughput and TTA measurements
+        # (batches of INFER_BATCH x up to 6 TTA views) and deployment.
+        train_peak = max(r["peak_memory_train_call_mb"] for r in runs)
+        b.goal("peak_memory_training_mb", PEAK_MEMORY_GOAL_MB, train_peak, higher_is_better=False, unit="MB")
+        b.goals["peak_memory_training_mb"]["met"] = train_peak < PEAK_MEMORY_GOAL_MB  # the goal is strictly below
         slack = max(r["seconds"]["end_to_end"] - r["seconds"]["train_steps"] for r in runs)
         b.notes.append(f"the budget counts training steps only; the whole train() call took up to {slack:.0f} s "
                        f"more (decode, leakage check, per-epoch validation and checkpoints, test evaluation)")

@@ -22,10 +22,37 @@ def need(path: Path) -> Path:
     return path
 
 
-def peak_rss_mb() -> float:
+_peak_before_windows = 0.0  # the process's peak (MB) before the last new_peak_window(): the kernel forgets it
+
+
+def _rss_hwm_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return round(max(own, kids) / 1024, 1)
+
+
+def peak_rss_mb() -> float:
+    """The whole process's peak resident memory (and its children's), in MB."""
+    return max(_peak_before_windows, _rss_hwm_mb())
+
+
+def new_peak_window() -> bool:
+    """Start measuring a stage's own peak: Linux resets the process's high-water mark when 5 is written to
+    /proc/self/clear_refs, so that _rss_hwm_mb() afterwards is this stage's peak (peak_rss_mb() keeps the whole
+    run's). False where that is not possible; the stage's figure is then the process's peak so far (an upper
+    bound)."""
+    global _peak_before_windows
+    _peak_before_windows = peak_rss_mb()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def window_peak_mb() -> float:
+    """Peak resident memory since new_peak_window(), in MB (children included)."""
+    return _rss_hwm_mb()
 
 
 class Bench:

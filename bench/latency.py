@@ -99,7 +99,7 @@ def main() -> None:
         b.notes.append("batch 1, torch.set_num_threads(1) and ORT intra_op_num_threads=1; input is raw samples "
                        "(1 s at 16 kHz) or uint8 pixels, so the front end is included")
         b.notes.append("the goals count fp32 engines only; int8 ONNX Runtime is reported beside them (its accuracy "
-                       "on CIFAR-10 is in cifar10.json, figures.runs[0].deployment)")
+                       "on CIFAR-10 is in cifar10.json, figures.deployment)")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class AugmentConfig:
     flip: bool = True
     alternate_flip: bool = False  # flip each image on alternate epochs instead of at random (airbench)
     crop_pad: int = 2  # random translate by up to this many pixels (reflect padding)
+    cutout: int = 0  # blank a random square of this many pixels per image (0 = off); regularises long runs
     # audio waveform, on whole batches
     time_shift: float = 0.1  # seconds, roll by up to this much
     noise_snr_db: Optional[list[float]] = field(default_factory=lambda: [10.0, 40.0])  # None = off

@@ -44,6 +44,24 @@ def test_translate_moves_content():
     assert torch.allclose(y.sum(dim=(1, 2, 3)), torch.ones(64))  # the pixel moved, nothing else appeared
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_cutout_blanks_one_square_per_image(dtype):
+    x = torch.randint(1, 256, (256, 3, 16, 16)).to(dtype)
+    y = augment_images(x, AugmentConfig(flip=False, crop_pad=0, cutout=6), gen())
+    assert y.shape == x.shape and y.dtype == dtype
+    changed = (y != x).any(1)  # [B, H, W]; a random pixel equals the fill on all 3 channels with odds ~1e-7
+    area = changed.flatten(1).sum(1)
+    assert (area <= 36).all() and (area > 0).all()
+    assert (area == 36).float().mean() > 0.3  # a square fully inside the image
+    assert (area < 36).any()  # ... and squares cut by the edges: every pixel is hidden equally often
+    rows, cols = changed.any(2), changed.any(1)  # the changed pixels form a box: rows x cols
+    assert torch.equal(changed, rows[:, :, None] & cols[:, None, :])
+    fill = y.permute(1, 0, 2, 3)[:, changed].float()  # [C, changed pixels]: one value per channel
+    assert (fill.amax(1) - fill.amin(1)).max() == 0
+    assert torch.allclose(fill[:, 0], x.float().mean(dim=(0, 2, 3)), atol=0.51)
+    assert augment_images(x, AugmentConfig(flip=False, crop_pad=0, cutout=0), gen()).equal(x)
+
+
 def test_generator_determinism():
     x = torch.randn(16, 3, 16, 16)
     cfg = AugmentConfig()

@@ -34,8 +34,9 @@ def _randint(high: int, shape, generator, device) -> torch.Tensor:
 
 
 def augment_images(x: torch.Tensor, cfg, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random horizontal flip (cfg.flip) and random translation by up to cfg.crop_pad pixels with reflect padding
-    (pad once, then one gather picks each sample's crop). x: [B, C, H, W] uint8 or float; dtype is kept."""
+    """Random horizontal flip (cfg.flip), random translation by up to cfg.crop_pad pixels with reflect padding
+    (pad once, then one gather picks each sample's crop), then cutout of a cfg.cutout-pixel square (0 = off).
+    x: [B, C, H, W] uint8 or float; dtype is kept."""
     b, c, h, w = x.shape
     if b == 0:
         return x
@@ -51,7 +52,27 @@ def augment_images(x: torch.Tensor, cfg, generator: torch.Generator | None = Non
         cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [B, 1, W]
         bidx = torch.arange(b, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[bidx, rows, cols].permute(0, 3, 1, 2).contiguous()
+    if cfg.cutout:
+        x = cutout(x, int(cfg.cutout), generator)
     return x
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): blank one size x size square per image at a random centre (squares may run
+    off the edge, so that edge pixels are hidden as often as the rest). The square takes the batch's per-channel
+    mean, which the input normalisation maps to about zero. x: [B, C, H, W]; dtype is kept."""
+    b, c, h, w = x.shape
+    if b == 0 or size <= 0:
+        return x
+    cy = _randint(h, b, generator, x.device)[:, None]
+    cx = _randint(w, b, generator, x.device)[:, None]
+    top, left = cy - size // 2, cx - size // 2
+    r, q = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    rows = (r >= top) & (r < top + size)  # [B, H]
+    cols = (q >= left) & (q < left + size)  # [B, W]
+    mask = (rows[:, :, None] & cols[:, None, :])[:, None]  # [B, 1, H, W]
+    fill = x.float().mean(dim=(0, 2, 3)).round_() if not x.is_floating_point() else x.mean(dim=(0, 2, 3))
+    return torch.where(mask, fill.to(x.dtype)[None, :, None, None], x)
 
 
 # ---------------------------------------------------------------------------------------------------- waveforms
