@@ -44,7 +44,7 @@ LATENCY_GOAL_MS = 0.5  # batch 1, one thread, uint8 pixels to a label, at the be
 LATENCY_ACCURACY_SLACK = 0.005  # an engine counts for the latency goal if it loses at most this much accuracy
 CALIBRATION = 256  # training images that calibrate the int8 model's activation ranges
 FULL_IMAGES = 60_000  # train + test images in the full set (to extrapolate the decode time of a subset)
-INFER_BATCH = 512  # inference throughput: batches of this size, eval mode, the training's precision
+INFER_BATCH = 512  # inference throughput: batches of this many views, eval mode, the training's precision
 INFER_IMAGES = 4096  # at least this many images timed (the test images, cycled when there are fewer)
 
 
@@ -175,10 +175,13 @@ def autocast(precision: str):
 
 
 @torch.inference_mode()
+@torch.inference_mode()  # no autograd graph: it held every activation of a batch (GBs with 6 TTA views)
 def images_per_second(model, x: torch.Tensor, precision: str, batch: int = INFER_BATCH,
                       images: int = INFER_IMAGES) -> float:
-    """Inference throughput on uint8 images in batches of `batch`, eval mode, under `precision`."""
+    """Inference throughput on uint8 images in batches of `batch` views (fewer images with TTA, as predict_probs
+    does), eval mode, under `precision`."""
     model.eval()
+    batch = max(1, batch // getattr(model, "views", 1))
     reps = max(1, -(-images // len(x)))
     xs = x.repeat(reps, 1, 1, 1)[:max(images, batch)] if len(x) < images else x
     with autocast(precision):

@@ -75,6 +75,17 @@ def test_flip_translate_tta_is_six_weighted_views_and_exports(shapes_dir, tmp_pa
         want = 0.5 * pair(f) + 0.25 * (pair(p[..., :-2, :-2]) + pair(p[..., 2:, 2:]))
         got = model(x)
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    # predict_probs feeds 6x fewer images per batch (memory bounded by views), with the same answer
+    from seehear.engine.trainer import predict_probs
+
+    assert model.views == 6
+    sizes = []
+    hook = model.backbone.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    probs = predict_probs(model, x, batch_size=12, precision="32")
+    hook.remove()
+    assert sizes == [12, 12, 6]  # 2 + 2 + 1 images, 6 views each
+    torch.testing.assert_close(probs, torch.softmax(got, 1), atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
         model.tta = "flip"
         assert not torch.allclose(model(x), got, atol=1e-4), "the shifted views change the answer"
     fp32 = export_onnx(r.run_dir)  # checks ORT against PyTorch itself, with the 6 views inside the graph

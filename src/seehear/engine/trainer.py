@@ -198,7 +198,8 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
 @torch.inference_mode()
 def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256,
                   precision: str = "auto") -> torch.Tensor:
-    """Class probabilities for raw inputs (uint8 images or int16/float waves), in batches.
+    """Class probabilities for raw inputs (uint8 images or int16/float waves), in batches of `batch_size` views
+    (with test-time augmentation, fewer inputs per batch, so that memory does not grow with the views).
 
     Runs under bf16 autocast where the hardware has it (as training does; 2-4x faster on CPU) unless
     precision="32"; images go in channels_last, the layout the convolutions are fastest in."""
@@ -207,6 +208,7 @@ def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256,
     use_bf16 = str(precision) in ("auto", "bf16", "bf16-mixed") and bf16_supported(dev.type)
     if model.modality == "image":
         model.to(memory_format=torch.channels_last)
+    batch_size = max(1, batch_size // getattr(model, "views", 1))  # TTA multiplies the batch inside the model: bound memory
     out = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(dev)

@@ -13,6 +13,7 @@ from seehear.config import RunConfig
 from seehear.models.registry import create_model, get_spec
 
 TTA_MODES = ("none", "flip", "flip-translate")  # image.tta: 1, 2 or 6 views per image
+TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 6}
 
 
 class Recognizer(nn.Module):
@@ -25,6 +26,11 @@ class Recognizer(nn.Module):
         self.labels = list(labels)
         self.modality = modality
         self.tta = tta  # outside training, logits average views of the image in one batch (see forward)
+
+    @property
+    def views(self) -> int:
+        """How many inputs the backbone sees per input in eval mode (test-time augmentation)."""
+        return TTA_VIEWS[self.tta] if self.modality == "image" else 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         f = self.frontend(x)
