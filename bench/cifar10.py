@@ -216,7 +216,7 @@ def deployment(run_dir: Path, hooks: Hooks, x_test: torch.Tensor, y_test: torch.
     import numpy as np
 
     import seehear
-    from latency import time_ms
+    from latency import time_interleaved
     from seehear.deploy.onnx import export_onnx, onnx_session
     from seehear.deploy.quantize import quantize_int8
 
@@ -230,16 +230,18 @@ def deployment(run_dir: Path, hooks: Hooks, x_test: torch.Tensor, y_test: torch.
     out = {"tta": model.tta, "calibration_images": len(calib)}
     try:
         torch.set_num_threads(1)
-        with torch.inference_mode():
-            out["eager_fp32"] = time_ms(lambda: model(one).argmax(1))
+        feed = {"input": one.numpy()}
+        sessions = {name: onnx_session(path, threads=1) for name, path in (("onnxruntime_fp32", fp32),
+                                                                             ("onnxruntime_int8", int8))}
+        with torch.inference_mode():  # the engines side by side, in turns (latency.time_interleaved)
+            out.update(time_interleaved({"eager_fp32": lambda: model(one).argmax(1),
+                                         **{n: (lambda s: lambda: s.run(None, feed)[0].argmax(1))(s)
+                                            for n, s in sessions.items()}}))
         from seehear.engine.trainer import predict_probs
 
         p = predict_probs(model, x_test, precision="32")
         out["eager_fp32"]["test_accuracy"] = round(float((p.argmax(1) == y_test).float().mean()), 4)
         for name, path in (("onnxruntime_fp32", fp32), ("onnxruntime_int8", int8)):
-            sess = onnx_session(path, threads=1)
-            feed = {"input": one.numpy()}
-            out[name] = time_ms(lambda: sess.run(None, feed)[0].argmax(1))
             batch_sess = onnx_session(path, threads=threads)
             pred = np.concatenate([batch_sess.run(None, {"input": x_test[i:i + 500].numpy()})[0].argmax(1)
                                    for i in range(0, len(x_test), 500)])

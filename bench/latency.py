@@ -19,19 +19,32 @@ import torch
 from common import Bench
 
 GOALS_MS = {"audio": 1.0, "image": 0.5}
-WARMUP, ITERS = 50, 500
+WARMUP, ITERS, ROUNDS = 50, 200, 5
 
 
-def time_ms(fn) -> dict:
-    for _ in range(WARMUP):
-        fn()
-    ts = []
-    for _ in range(ITERS):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1000)
-    ts.sort()
-    return {"median_ms": round(statistics.median(ts), 4), "p90_ms": round(ts[int(0.9 * len(ts))], 4)}
+def time_interleaved(fns: dict, rounds: int = ROUNDS) -> dict:
+    """Engines side by side: each round times every engine (ITERS calls after WARMUP) in turn, so that a burst of
+    load from elsewhere on a shared host hits all of them alike rather than one. Per engine: the median over rounds
+    of each round's median and 90th percentile, and the round medians themselves (their spread shows the noise)."""
+    rows = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(WARMUP):
+                fn()
+            ts = []
+            for _ in range(ITERS):
+                t = time.perf_counter()
+                fn()
+                ts.append((time.perf_counter() - t) * 1000)
+            ts.sort()
+            rows[name].append((statistics.median(ts), ts[int(0.9 * len(ts))]))
+    out = {}
+    for name, r in rows.items():
+        out[name] = {"median_ms": round(statistics.median(m for m, _ in r), 4),
+                     "p90_ms": round(statistics.median(p for _, p in r), 4)}
+        if rounds > 1:
+            out[name]["round_medians_ms"] = [round(m, 4) for m, _ in r]
+    return out
 
 
 def recipe_model(modality: str):
@@ -48,8 +61,6 @@ def measure(model, example: torch.Tensor, name: str) -> dict:
     from seehear.deploy.quantize import quantize_int8
 
     out = {"model": name, "params": sum(p.numel() for p in model.parameters())}
-    with torch.inference_mode():
-        out["eager"] = time_ms(lambda: model(example).argmax(1))
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = Path(d) / "m.onnx"
@@ -57,7 +68,6 @@ def measure(model, example: torch.Tensor, name: str) -> dict:
                           opset_version=OPSET, dynamo=False)
         sess = onnx_session(path, threads=1)
         feed = {"input": example.numpy()}
-        out["onnxruntime"] = time_ms(lambda: sess.run(None, feed)[0].argmax(1))
         # int8 (deploy/quantize.py): latency does not depend on the weights, so random inputs calibrate it here;
         # its accuracy is measured on a trained model by bench/cifar10.py ("deployment").
         shape = (16, *example.shape[1:])  # fed one at a time: this graph was exported with batch 1
@@ -65,7 +75,10 @@ def measure(model, example: torch.Tensor, name: str) -> dict:
                  else 0.1 * torch.randn(shape))
         q = quantize_int8(path, Path(d) / "m.int8.onnx", calib.numpy(), batch=1)
         qsess = onnx_session(q, threads=1)
-        out["onnxruntime_int8"] = time_ms(lambda: qsess.run(None, feed)[0].argmax(1))
+        with torch.inference_mode():
+            out.update(time_interleaved({"eager": lambda: model(example).argmax(1),
+                                         "onnxruntime": lambda: sess.run(None, feed)[0].argmax(1),
+                                         "onnxruntime_int8": lambda: qsess.run(None, feed)[0].argmax(1)}))
     out["speedup_ort_vs_eager"] = round(out["eager"]["median_ms"] / out["onnxruntime"]["median_ms"], 2)
     return out
 
@@ -96,6 +109,8 @@ def main() -> None:
             best = min(m["eager"]["median_ms"], m["onnxruntime"]["median_ms"])  # fp32: accuracy as trained
             b.goal(f"{modality}_batch1_ms_fp32", GOALS_MS[modality], best, higher_is_better=False, unit="ms")
             b.figures[modality]["model_tta"] = getattr(model, "tta", "none")
+        b.notes.append(f"median over {ROUNDS} rounds, the engines in turn within each round, of each round's median "
+                       f"of {ITERS} calls")
         b.notes.append("batch 1, torch.set_num_threads(1) and ORT intra_op_num_threads=1; input is raw samples "
                        "(1 s at 16 kHz) or uint8 pixels, so the front end is included")
         b.notes.append("these goals count fp32 engines only (an untrained model's accuracy says nothing); int8 ONNX "
