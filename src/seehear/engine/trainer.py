@@ -208,7 +208,7 @@ def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256,
     use_bf16 = str(precision) in ("auto", "bf16", "bf16-mixed") and bf16_supported(dev.type)
     if model.modality == "image":
         model.to(memory_format=torch.channels_last)
-    batch_size = max(1, batch_size // getattr(model, "views", 1))  # TTA multiplies the batch inside the model: bound memory
+    batch_size = max(1, batch_size // getattr(model, "views", 1))  # TTA multiplies the batch inside the model
     out = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(dev)

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from seehear.config import RunConfig
 from seehear.models.registry import create_model, get_spec
 
-TTA_MODES = ("none", "flip", "flip-translate")  # image.tta: 1, 2 or 6 views per image
-TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 6}
+TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 6}  # image.tta: how many views of each image are averaged
+TTA_MODES = tuple(TTA_VIEWS)
 
 
 class Recognizer(nn.Module):
