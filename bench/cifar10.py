@@ -87,13 +87,13 @@ def subset(per_class: int) -> Path:
 
 # --- timing hooks: what seehear.train spends outside the training loop ------------------------------------------
 class Hooks:
-    """Wraps functions that seehear.api calls, to time them, and keeps the decoded tensor (so the test images are
+    """Wraps functions that seehear.tasks.classify calls, to time them, and keeps the decoded tensor (so the test images are
     not decoded again for the flip-averaged accuracy and the inference throughput). Only measures."""
 
     TIMED = {"decode_all": "decode", "find_leakage": "leakage_check", "predict_probs": "test_evaluation"}
 
     def __init__(self):
-        import seehear.api as api
+        import seehear.tasks.classify as api
 
         self.api, self.seconds, self.decoded, self.records = api, {}, None, None
         self._orig = {fn: getattr(api, fn) for fn in self.TIMED}

@@ -55,6 +55,32 @@ def window_peak_mb() -> float:
     return _rss_hwm_mb()
 
 
+def command() -> str:
+    """The command that is running, as it can be typed again from the project root."""
+    import shlex
+
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(ROOT)
+    except ValueError:
+        pass
+    return " ".join([".venv/bin/python", str(script), *map(shlex.quote, sys.argv[1:])])
+
+
+def commit() -> str:
+    """The git commit of the code that produced a result, with '+changes' when the tree differed from it."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                                "src", "bench/*.py"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+changes" if dirty else "")
+
+
 class Bench:
     """with Bench("fsdd") as b: b.figures[...] = ...; b.goals[...] = {...}  → bench/results/fsdd.json"""
 
@@ -75,13 +101,13 @@ class Bench:
         from seehear.engine.run_folder import machine, versions
 
         out = {"benchmark": self.name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "command": f"make bench BENCH={Path(sys.argv[0]).stem}  "
-                          f"(python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])})".rstrip(),
+               "command": command(), "commit": commit(),
                "machine": machine(), "versions": versions(), "wall_seconds": round(time.time() - self.t0, 1),
                "peak_memory_mb": peak_rss_mb(), "goals": self.goals, "figures": self.figures, "notes": self.notes}
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{self.name}.json"
-        path.write_text(json.dumps(out, indent=2) + "\n")
+        from seehear.atomic import write_json
+
+        path = write_json(RESULTS / f"{self.name}.json", out)
         print(json.dumps({"goals": self.goals, "wall_seconds": out["wall_seconds"],
                           "peak_memory_mb": out["peak_memory_mb"]}, indent=2))
         print(f"written {path}")

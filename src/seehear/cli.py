@@ -22,6 +22,10 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
+# Modules that add their own subcommands (add_commands(subparsers)); each keeps its parsing beside its code.
+COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli"]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seehear", description="Train, measure and use image and audio recognizers.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -76,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
     import importlib
 
-    for name in ("transcribe", "speakers"):  # each task's own commands live beside it (seehear/tasks/*_cli.py)
-        importlib.import_module(f"seehear.tasks.{name}_cli").add_commands(sub)
+    for name in COMMAND_MODULES:  # each capability's own commands live beside it (its cli.py / *_cli.py)
+        importlib.import_module(name).add_commands(sub)
 
     dm = sub.add_parser("demo", help="train and evaluate two recognizers on generated data (about 3 minutes)")
     dm.add_argument("--out", default="demo-runs")
@@ -96,10 +100,9 @@ def _cmd_check(a) -> int:
 def _cmd_train(a) -> int:
     from seehear.api import train
 
-    r = train(a.data, a.out, config=a.config, model=a.model, epochs=a.epochs, time_budget=a.time_budget,
-              label_pattern=a.label_pattern, split_by=a.split_by,
-              overrides=([f"task={a.task}"] if a.task else []) + a.overrides, resume=a.resume,
-              overwrite=a.overwrite, progress=not a.quiet)
+    r = train(a.data, a.out, config=a.config, task=a.task, model=a.model, epochs=a.epochs,
+              time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides,
+              resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
     from seehear.evaluation import format_metrics
 
     print(format_metrics(r.metrics) if r.metrics else "no held-out data to measure on")

@@ -33,8 +33,8 @@ class DataConfig:
 class AudioConfig:
     sample_rate: int = 16000
     clip_seconds: float = 1.0  # every clip is cropped or padded to this length
-    crop: str = "center"  # center | start | energy (the loudest window)
-    features: str = "logmel"  # logmel | mfcc
+    crop: Literal["center", "start", "energy"] = "center"  # energy: the loudest window
+    features: Literal["logmel", "mfcc"] = "logmel"
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 160
@@ -42,15 +42,15 @@ class AudioConfig:
     n_mfcc: int = 40
     f_min: float = 20.0
     f_max: Optional[float] = None
-    normalize: str = "utterance"  # utterance (per clip and band, helps unseen voices) | none
+    normalize: Literal["utterance", "global", "none"] = "utterance"  # utterance: per clip and band (unseen voices)
 
 
 @dataclass
 class ImageConfig:
     size: int = 32  # images are resized to size x size
     channels: int = 3  # 1 = grayscale, 3 = RGB
-    resize: str = "stretch"  # stretch | pad (keep aspect, pad) | crop (keep aspect, centre crop)
-    tta: str = "none"  # none | flip (image and mirror: 2x the inference compute) | flip-translate (6 views: 6x)
+    resize: Literal["stretch", "pad", "crop"] = "stretch"  # pad/crop keep the aspect (pad, or centre crop)
+    tta: Literal["none", "flip", "flip-translate"] = "none"  # flip: 2x the inference compute; flip-translate 6x
 
 
 @dataclass
@@ -103,27 +103,26 @@ class TrainConfig:
     grad_clip: Optional[float] = 5.0
     early_stopping: Optional[int] = None  # patience in epochs on validation accuracy; None = off
     class_weights: bool = False  # weight the loss by inverse class frequency
-    precision: str = "auto"  # auto (bf16 where the hardware supports it) | bf16 | 32
+    precision: Literal["auto", "bf16", "32", "fp32", "16"] = "auto"  # auto: bf16 where the hardware has it natively
     seed: int = 0
     deterministic: bool = False
     threads: int = 0  # torch threads; 0 = number of cores
-    accelerator: str = "auto"  # auto | cpu | gpu
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     checkpoint_every: int = 1  # epochs between resumable checkpoints
 
 
 @dataclass
 class TranscribeConfig:
     """Speech to text (task: transcribe): CTC output units and decoding."""
-    units: str = "char"  # char | sentencepiece (subword units learned from the training transcripts)
+    units: Literal["char", "sentencepiece"] = "char"  # sentencepiece: subwords learned from the transcripts
     vocab_size: int = 128  # sentencepiece vocabulary size
     max_seconds: float = 16.0  # training utterances are cut to this; longer inputs are split by voice activity
-    decoder: str = "beam"  # greedy | beam (beam search with a word n-gram from the training text, when there is one)
+    decoder: Literal["greedy", "beam"] = "beam"  # beam: with a word n-gram from the training text, if any
     beam_size: int = 32
     lm_order: int = 3  # word n-gram order of the language model built from text
     lm_text: Optional[str] = None  # extra text file (one sentence per line) for the language model
     lm_weight: float = 0.5
     word_score: float = 0.0
-    lookahead_frames: Optional[int] = None  # streaming models: encoder frames of future context (None = offline)
 
 
 @dataclass
@@ -138,8 +137,8 @@ class SpeakerConfig:
 
 @dataclass
 class RunConfig:
-    task: str = "classify"  # classify (a label per clip) | transcribe (speech to text) | speakers (embeddings)
-    modality: str = "auto"  # auto | image | audio
+    task: Literal["classify", "transcribe", "speakers"] = "classify"  # speakers: speaker embeddings
+    modality: Literal["auto", "image", "audio"] = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -158,17 +157,27 @@ class RunConfig:
         return _build(cls, d or {}, "")
 
     def to_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        from seehear.atomic import write_text
+
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "RunConfig":
+    def from_yaml(cls, path: str | Path, *, complete: bool = False) -> "RunConfig":
+        """Settings from a YAML file. complete=True: a run's own config.yaml, which must hold every section (an
+        empty or cut-off file must never come back as defaults, e.g. on --resume)."""
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            d = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
+            d = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        except PermissionError:
+            raise ConfigError(f"{p} cannot be read (permission denied)") from None
+        d = {} if d is None and not complete else d
+        if complete and not (isinstance(d, dict) and {f.name for f in dataclasses.fields(cls)} <= set(d)):
+            raise ConfigError(f"{p} is incomplete or damaged (a run's config.yaml holds every setting); restore it "
+                              f"from meta.json's config, or start the run again")
         if not isinstance(d, dict):
             raise ConfigError(f"{p} must hold a mapping of settings (data:, train:, ...)")
         return cls.from_dict(d)

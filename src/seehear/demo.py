@@ -35,7 +35,17 @@ def run_demo(out: str | Path = "demo-runs") -> dict:
     results["words"] = r
     print(f"   words: test accuracy on unheard voices {r.accuracy:.3f}  ({r.meta['train']['wall_seconds']:.0f}s)")
 
-    print(f"\ndemo finished in {time.time() - t0:.0f}s")
+    total = time.time() - t0
+    print(f"\ndemo finished in {total:.0f}s")
+    # The demo's own record of what it measured, so that any figure quoted from it has a source.
+    from seehear.atomic import write_json
+    from seehear.engine.run_folder import machine, now, versions
+
+    write_json(out / "demo.json", {"command": "make demo", "finished": now(), "seconds": round(total, 1),
+                                   "machine": machine(), "versions": versions(),
+                                   "results": {n: {"accuracy": r.accuracy, "macro_f1": r.metrics.get("macro_f1"),
+                                                   "train_seconds": r.meta["train"]["train_seconds"],
+                                                   "run": str(r.run_dir)} for n, r in results.items()}})
     for name, r in results.items():
         print(f"  {name:7s} accuracy {r.accuracy:.3f}  macro-F1 {r.metrics.get('macro_f1', float('nan')):.3f}  "
               f"report {r.run_dir / 'report.html'}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 
 from seehear.config import RunConfig
+from seehear.errors import ConfigError
 
 # Shared by the offline and the streaming speech-to-text recipes (see "asr" below for why these values).
 ASR_AUGMENT = {"time_shift": 0.0, "speed": [0.9, 1.1], "noise_snr_db": [15.0, 40.0], "noise_prob": 0.0,
@@ -27,7 +28,7 @@ RECIPES: dict[str, dict] = {
     # 64/128/256 (+0.35 points, twice the latency); image.tta=flip-translate adds 0.1-0.3 points at 3x inference.
     "image-small": {
         "data": {"valid_max": 1000},
-        "model": {"name": "fastnet", "kwargs": {"logit_scale": 0.1111, "bn_weight": False}},
+        "model": {"name": "fastnet"},  # with its registry defaults (airbench's logit scale, frozen BN scales)
         "image": {"size": 32, "resize": "stretch", "tta": "flip"},
         "augment": {"flip": True, "alternate_flip": True, "crop_pad": 2},
         "train": {"optimizer": "sgd", "lr": 0.375, "momentum": 0.85, "nesterov": True, "weight_decay": 1.33e-3,
@@ -36,7 +37,7 @@ RECIPES: dict[str, dict] = {
     },
     # Photos: larger input, same fast CNN family; a local pretrained backbone is better where the user has one.
     "image-photo": {
-        "model": {"name": "fastnet"},
+        "model": {"name": "fastnet", "kwargs": {"logit_scale": 1.0, "bn_weight": True}},  # for lr 0.05
         "image": {"size": 64, "resize": "crop"},
         "augment": {"flip": True, "crop_pad": 4},
         "train": {"optimizer": "sgd", "lr": 0.05, "batch_size": 64, "epochs": 30, "label_smoothing": 0.1},
@@ -116,36 +117,50 @@ def pick_recipe(modality: str, median_image_side: float | None = None) -> str:
 def deep_merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in (over or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "kwargs":
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
     return out
 
 
+def user_settings(config) -> dict:
+    """Only what the user set (a RunConfig, a dict or a YAML file), so that everything else still comes from the
+    recipe; checked now, so a bad name or type is a one-line error before any work."""
+    from pathlib import Path
+
+    import yaml
+
+    if isinstance(config, RunConfig):
+        return config.to_dict()
+    if isinstance(config, dict):
+        RunConfig.from_dict(config)
+        return config
+    if config:
+        RunConfig.from_yaml(config)
+        return yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+    return {}
+
+
 def resolve(recipe: str, user: dict | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Defaults ← recipe ← user YAML dict ← `key=value` overrides."""
-    d = deep_merge(RunConfig().to_dict(), RECIPES[recipe])
-    d = deep_merge(d, user or {})
-    cfg = RunConfig.from_dict(d).override(overrides or [])
-    _drop_foreign_kwargs(cfg, RECIPES[recipe].get("model", {}))
+    """Defaults ← recipe ← user YAML dict ← `key=value` overrides. The recipe's model.kwargs are for the recipe's
+    model only; the model's own registry defaults are filled in under whatever kwargs remain."""
+    r = RECIPES[recipe]
+    cfg = _merge(r, user, overrides)
+    own = (r.get("model") or {}).get("name")
+    if cfg.model.name not in (own, "auto") and (r.get("model") or {}).get("kwargs"):
+        r = {**r, "model": {k: v for k, v in r["model"].items() if k != "kwargs"}}
+        cfg = _merge(r, user, overrides)
+    if cfg.model.name != "auto":
+        from seehear.models.registry import get_spec
+
+        try:
+            cfg.model.kwargs = {**dict(get_spec(cfg.model.name).defaults), **cfg.model.kwargs}
+        except ConfigError:
+            pass  # an unknown model name is reported where the model is built, with the list of names
     return cfg
 
 
-def _drop_foreign_kwargs(cfg: RunConfig, recipe_model: dict) -> None:
-    """The recipe's model.kwargs are for the recipe's model: when the user picks another model, keep only those its
-    factory takes (fastnet_wide keeps fastnet's logit scale; resnet20 gets its own defaults). Kwargs the user set
-    are left for the factory to accept or refuse."""
-    import inspect
-
-    from seehear.models.registry import get_spec
-
-    theirs = recipe_model.get("kwargs") or {}
-    if not theirs or cfg.model.name == recipe_model.get("name") or cfg.model.name == "auto":
-        return
-    try:
-        params = inspect.signature(get_spec(cfg.model.name).factory).parameters
-    except Exception:
-        return  # an unknown model name is reported where the model is built
-    cfg.model.kwargs = {k: v for k, v in cfg.model.kwargs.items()
-                        if not (k in theirs and v == theirs[k]) or k in params}  # named, not via **kwargs
+def _merge(recipe: dict, user: dict | None, overrides: list[str] | None) -> RunConfig:
+    d = deep_merge(deep_merge(RunConfig().to_dict(), recipe), user or {})
+    return RunConfig.from_dict(d).override(overrides or [])

@@ -52,7 +52,7 @@ def test_muon_keeps_filter_norm_and_moves_the_other_groups_like_sgd():
 
 def test_muon_optimizer_from_config_gives_filters_to_muon():
     from seehear.config import RunConfig
-    from seehear.engine.module import ClassifyModule
+    from seehear.engine.classify import ClassifyModule
     from seehear.models.recognizer import build_recognizer
 
     cfg = RunConfig()

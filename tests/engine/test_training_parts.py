@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from seehear.engine.lookahead import Lookahead
-from seehear.engine.module import Batches
+from seehear.engine.loaders import Batches
 
 
 def test_alternating_flip_shows_every_image_both_ways_every_two_epochs():
@@ -107,7 +107,7 @@ def test_fast_image_recipe_trains_with_its_parts_on(shapes_dir, tmp_path, monkey
 def test_prefetch_transforms_in_order_repeatably_and_stops_cleanly():
     import threading
 
-    from seehear.engine.module import Prefetch
+    from seehear.engine.loaders import Prefetch
 
     x = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 3)
     y = torch.arange(40)
@@ -139,7 +139,7 @@ def test_prefetch_transforms_in_order_repeatably_and_stops_cleanly():
 @pytest.mark.parametrize("schedule,want", [("linear", [1.0, 0.75, 0.0]), ("onecycle", [0.0, 1.0, 0.0])])
 def test_lr_schedules_by_progress(schedule, want):
     from seehear.config import RunConfig
-    from seehear.engine.module import ClassifyModule
+    from seehear.engine.classify import ClassifyModule
     from seehear.models.recognizer import build_recognizer
 
     cfg = RunConfig()

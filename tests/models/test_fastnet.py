@@ -65,7 +65,7 @@ def test_airbench_knobs_logit_scale_and_frozen_bn_scale():
 
 def test_norm_lr_scale_gives_norms_and_biases_their_own_learning_rate():
     from seehear.config import RunConfig
-    from seehear.engine.module import ClassifyModule
+    from seehear.engine.classify import ClassifyModule
     from seehear.models.recognizer import build_recognizer
 
     cfg = RunConfig()
@@ -97,7 +97,7 @@ def test_pooling_rounds_down_unless_the_input_is_tiny():
 
 def test_decay_norms_gives_norms_and_biases_the_weights_decay_per_step():
     from seehear.config import RunConfig
-    from seehear.engine.module import ClassifyModule
+    from seehear.engine.classify import ClassifyModule
     from seehear.models.recognizer import build_recognizer
 
     cfg = RunConfig()
@@ -113,7 +113,7 @@ def test_decay_norms_gives_norms_and_biases_the_weights_decay_per_step():
 
 def test_whitening_bias_trains_early_then_freezes_as_the_trainer_reports_progress():
     from seehear.config import RunConfig
-    from seehear.engine.module import ClassifyModule
+    from seehear.engine.classify import ClassifyModule
     from seehear.models.recognizer import build_recognizer
     from seehear.models.vision.fastnet import WHITEN_BIAS_UNTIL
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from seehear.data.decode import decode_audio, decode_image
+from seehear.data.decode import decode_audio, decode_image, float_to_pcm
 from seehear.errors import ConfigError, CorruptFileError
 
 _CHUNK = 32  # records per task: amortises executor overhead on many tiny files (MNIST: 70k members)
@@ -42,7 +42,7 @@ def decode_all(records, cfg, modality, *, workers: int = 0, progress: bool = Tru
 
         def one(i):
             w = decode_audio(records[i], sample_rate=ac.sample_rate, num_samples=samples, crop=ac.crop)
-            out[i] = w.clamp_(-1.0, 1.0).mul_(32767.0).round_().to(torch.int16)
+            out[i] = float_to_pcm(w)
     else:
         raise ConfigError(f"modality {modality!r} is not image or audio")
 
@@ -136,7 +136,7 @@ def decode_waves(records, sample_rate: int, *, max_seconds: float | None = None,
         if limit and len(w) > limit:
             return (f"{len(w) / sample_rate:.1f} s is longer than transcribe.max_seconds ({max_seconds:g} s); "
                     f"too long to train on whole")
-        waves[i] = w.clamp_(-1.0, 1.0).mul_(32767.0).round_().to(torch.int16)
+        waves[i] = float_to_pcm(w)
         return None
 
     failed = _decode_parallel(n, one_or_reason, workers, progress, "audio")

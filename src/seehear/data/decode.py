@@ -184,6 +184,21 @@ def _idx_member(path: str, i: int) -> np.ndarray:
 
 # --- audio -------------------------------------------------------------------------------------------------------
 
+PCM_SCALE = 32767.0  # decoded audio is cached as int16 = round(float * 32767) (data/cache.py)
+
+
+def pcm_to_float(x: torch.Tensor) -> torch.Tensor:
+    """Samples as float32 in [-1, 1]: int16 (the cache's form) scaled back, float passed through."""
+    return x.float() / PCM_SCALE if x.dtype == torch.int16 else x.float()
+
+
+def float_to_pcm(x: torch.Tensor) -> torch.Tensor:
+    """float samples -> int16 (clipped to [-1, 1]); int16 passed through."""
+    if x.dtype == torch.int16:
+        return x
+    return x.clamp(-1.0, 1.0).mul(PCM_SCALE).round().to(torch.int16)
+
+
 def decode_audio(record, *, sample_rate: int, num_samples: int | None, crop: str) -> torch.Tensor:
     """float32 [num_samples] (or the whole file when None): mono, resampled, cropped (center|start|energy), padded."""
     if crop not in ("center", "start", "energy"):
@@ -214,7 +229,7 @@ def _read_audio(path: str, sample_rate: int, num_samples: int | None, crop: str)
     except CorruptFileError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        raise _audio_error(path, e) from None
+        raise audio_error(path, e) from None
     if len(x) == 0:
         raise CorruptFileError(path, "file holds no samples (truncated?)")
     return x, sr
@@ -237,7 +252,7 @@ def _crop_pad(w: torch.Tensor, n: int, crop: str) -> torch.Tensor:
     return w.contiguous()
 
 
-def _audio_error(path, e) -> CorruptFileError:
+def audio_error(path, e) -> CorruptFileError:
     if not os.path.isfile(path):  # libsndfile reports a missing file as "System error"
         return CorruptFileError(path, "file not found")
     if os.path.getsize(path) == 0:
@@ -250,7 +265,7 @@ def audio_info(path: str) -> dict:
     try:
         i = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        raise _audio_error(path, e) from None
+        raise audio_error(path, e) from None
     return {"sample_rate": i.samplerate, "channels": i.channels, "frames": i.frames,
             "duration": i.frames / i.samplerate if i.samplerate else 0.0, "format": i.format, "subtype": i.subtype}
 

@@ -6,6 +6,9 @@ from typing import Optional
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pbm", ".webp", ".tif", ".tiff", ".gif"}
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au"}
+# What data sets call their splits (folder names, manifest values) -> seehear's three names.
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
+               "dev": "valid", "test": "test", "testing": "test", "eval": "test"}
 
 
 @dataclass

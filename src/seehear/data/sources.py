@@ -11,15 +11,13 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from seehear.data.records import AUDIO_EXTS, IMAGE_EXTS, Record, Source
+from seehear.data.records import AUDIO_EXTS, IMAGE_EXTS, SPLIT_NAMES, Record, Source
 from seehear.errors import DataError
 
 MANIFEST_EXTS = {".csv", ".jsonl"}
 _IDX_IMAGES = re.compile(r"images[.-]idx3-ubyte(\.gz)?$")
 _PATH_COLS = ("path", "file", "filename", "filepath")
 _LABEL_COLS = ("label", "class", "category")
-_SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
-                "dev": "valid", "test": "test", "testing": "test", "eval": "test"}
 _MAX_PROBLEMS = 50  # keep Source.problems readable on huge broken manifests
 
 
@@ -108,13 +106,13 @@ def _folder(p: Path, modality: str) -> Source:
     records, problems = [], []
     subdirs = _subdirs(p)
     # train/<class>/..., test/<class>/... (CIFAR, ImageNet style): the top folder is the split, not the class
-    split_layout = bool(subdirs) and all(d.name.lower() in _SPLIT_NAMES and _subdirs(d) for d in subdirs)
+    split_layout = bool(subdirs) and all(d.name.lower() in SPLIT_NAMES and _subdirs(d) for d in subdirs)
     for split_dir in (subdirs if split_layout else [None]):
         for d in (_subdirs(split_dir) if split_dir else subdirs):
             found = _media_files(d)
             if not found:
                 _note(problems, f"class folder {d} holds no image or audio files, ignored")
-            split = _SPLIT_NAMES[split_dir.name.lower()] if split_dir else None
+            split = SPLIT_NAMES[split_dir.name.lower()] if split_dir else None
             records += [Record(str(f), label=d.name, split=split) for f in found]
     loose = [f for f in entries if f.is_file() and f.suffix.lower() in IMAGE_EXTS | AUDIO_EXTS]
     if not records:
@@ -150,7 +148,7 @@ def _pattern(p: Path, pattern: str, modality: str) -> Source:
             continue
         g = m.groupdict()
         extra = {k: v for k, v in g.items() if k not in ("label", "speaker", "group", "split") and v is not None}
-        split = _SPLIT_NAMES.get((g.get("split") or "").lower())
+        split = SPLIT_NAMES.get((g.get("split") or "").lower())
         records.append(Record(str(f), label=g["label"], group=g.get("speaker") or g.get("group"), split=split,
                               extra=extra))
     if not records:
@@ -190,7 +188,7 @@ def _manifest(p: Path, modality: str) -> Source:
             _note(problems, f"{p.name} line {line}: file {fp} not found, row skipped")
             continue
         split_raw = _text(row.get("split"))
-        split = _SPLIT_NAMES.get(split_raw.lower()) if split_raw else None
+        split = SPLIT_NAMES.get(split_raw.lower()) if split_raw else None
         if split_raw and split is None:
             _note(problems, f"{p.name} line {line}: split {split_raw!r} is not train/valid/test, ignored")
         group = _text(row.get("speaker")) or (None if "speaker" in cols else _text(row.get("group")))
@@ -240,7 +238,7 @@ def _kaldi(p: Path, modality: str) -> Source:
     dirs = [p] if (p / "wav.scp").is_file() else [d for d in _subdirs(p) if (d / "wav.scp").is_file()]
     records, problems = [], []
     for d in dirs:
-        split = _SPLIT_NAMES.get(d.name.lower()) if d is not p else None
+        split = SPLIT_NAMES.get(d.name.lower()) if d is not p else None
         text = _kaldi_table(d / "text")
         spk = _kaldi_table(d / "utt2spk")
         for line, (utt, wav) in enumerate(_kaldi_pairs(d / "wav.scp"), start=1):

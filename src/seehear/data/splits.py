@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from seehear.atomic import write_json
+from seehear.data.records import SPLIT_NAMES
 from seehear.errors import DataError
 
 SPLITS = ("train", "valid", "test")
-_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
-            "dev": "valid", "test": "test", "testing": "test", "eval": "test"}
 
 
 def make_splits(records, *, by=None, column=None, test_files=None, valid_fraction=0.1, test_fraction=0.2,
@@ -44,7 +44,7 @@ def make_splits(records, *, by=None, column=None, test_files=None, valid_fractio
         parts = {s: [] for s in SPLITS}
         for i, r in enumerate(records):
             v = r.split if column == "split" else r.extra.get(column)
-            s = _ALIASES.get(str(v).strip().lower()) if v not in (None, "") else "train"
+            s = SPLIT_NAMES.get(str(v).strip().lower()) if v not in (None, "") else "train"
             if s is None:
                 raise DataError(f"split column {column!r} has value {v!r} for {r.key}: use train, valid or test")
             parts[s].append(i)
@@ -237,11 +237,7 @@ def find_leakage(records, splits) -> list[tuple[str, str]]:
 
 def save_splits(records, splits, path) -> None:
     """split.json: the keys of each split (written atomically)."""
-    p = Path(path)
-    data = {s: [records[i].key for i in splits.get(s, [])] for s in SPLITS}
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, p)
+    write_json(path, {s: [records[i].key for i in splits.get(s, [])] for s in SPLITS})
 
 
 def load_splits(records, path) -> dict[str, list[int]]:
@@ -263,3 +259,20 @@ def load_splits(records, path) -> dict[str, list[int]]:
         raise DataError(f"{len(gone)} examples in {p} are no longer in the data (e.g. {gone[0]}): the data changed "
                         f"since the split was made; restore it or start a new run")
     return out
+
+
+def splits_for(records, data_cfg, seed: int, path, resume: bool) -> dict[str, list[int]]:
+    """A run's train/valid/test split: the saved one (split.json) when resuming, else made per the run's data
+    settings and saved."""
+    d = data_cfg
+    if resume and Path(path).is_file():
+        return load_splits(records, path)
+    column = d.split_column
+    given = {r.split for r in records}
+    if column is None and not d.split_by and not d.test_files and "train" in given and given & {"test", "valid"}:
+        column = "split"  # the data says its own split (train/ and test/ folders, a split column): keep it
+    splits = make_splits(records, by=d.split_by, column=column, test_files=d.test_files,
+                         valid_fraction=d.valid_fraction, valid_max=d.valid_max, test_fraction=d.test_fraction,
+                         seed=seed)
+    save_splits(records, splits, path)
+    return splits

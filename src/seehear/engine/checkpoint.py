@@ -16,39 +16,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from safetensors.torch import load_file, save_file
 
+from seehear.atomic import atomic_write, read_json, write_json, write_text  # noqa: F401  (re-exported)
 from seehear.errors import RunError
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call write(tmp_path), fsync it, then rename it to path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    text = json.dumps(obj, indent=2, default=str)
-    return atomic_write(path, lambda p: Path(p).write_text(text + "\n"))
-
-
-def read_json(path: str | Path) -> Any:
-    p = Path(path)
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{p} is missing: is {p.parent} a complete seehear run folder?") from None
-    except json.JSONDecodeError as e:
-        raise RunError(f"{p} is damaged ({e.msg}); train the run again") from None
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None):

@@ -2,12 +2,9 @@
 
 Batches hold recordings of similar length (sorted, then cut into batches of at most `max_samples` padded samples)
 so little compute goes to padding; the batch order is reshuffled each epoch from (seed, epoch). Schedule,
-optimiser, time budget and resume come from ClassifyModule.
+optimiser, time budget and resume come from TrainModule (engine/base_module.py).
 """
 from __future__ import annotations
-
-import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +12,14 @@ import torchaudio.functional as AF
 
 from seehear.config import RunConfig
 from seehear.data.cache import DecodedWaves
-from seehear.engine.module import ClassifyModule
+from seehear.data.decode import pcm_to_float
+from seehear.engine.base_module import TrainModule
 from seehear.models.transcriber import Transcriber
+
+
+def ctc_collapse(path: list[int], blank: int = 0) -> list[int]:
+    """A best path's tokens: repeats merged, blanks dropped (the CTC rule)."""
+    return [t for i, t in enumerate(path) if t != blank and (i == 0 or t != path[i - 1])]
 
 
 class LengthBatches:
@@ -55,7 +58,7 @@ class LengthBatches:
                    torch.tensor([len(s) for s in tg], dtype=torch.long))
 
 
-class CTCModule(ClassifyModule):
+class CTCModule(TrainModule):
     def __init__(self, model: Transcriber, cfg: RunConfig, steps_per_epoch: int):
         super().__init__(model, cfg, steps_per_epoch)
 
@@ -64,7 +67,7 @@ class CTCModule(ClassifyModule):
         from seehear.features.augment import augment_waves
 
         g = self.cfg.augment
-        x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
+        x = pcm_to_float(x)
         if g.speed:
             lo, hi = float(g.speed[0]), float(g.speed[-1])
             f = round(float(torch.empty(()).uniform_(lo, hi)), 2)  # as num/100: a small resampling kernel
@@ -78,12 +81,10 @@ class CTCModule(ClassifyModule):
     def _ctc(self, batch, train: bool):
         x, lens, targets, target_lens = batch
         if train:
-            t = time.perf_counter()
-            with torch.autocast(x.device.type, enabled=False):
+            with self.data_time():
                 x, lens = self._augment_batch(x, lens)
-            self.data_seconds += time.perf_counter() - t
         else:
-            x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
+            x = pcm_to_float(x)
         log_probs, out_lens = self.model(x, lens)
         # zero_infinity: a recording too short for its transcript gives no gradient instead of NaN
         loss = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lens, target_lens, blank=0,
@@ -91,8 +92,7 @@ class CTCModule(ClassifyModule):
         return loss, log_probs, out_lens
 
     def training_step(self, batch, _):
-        if self._t is None:
-            self._t = time.perf_counter()
+        self.start_step()
         loss, _, _ = self._ctc(batch, train=True)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch[1]))
         return loss
@@ -105,7 +105,7 @@ class CTCModule(ClassifyModule):
         errs, total, start = 0, 0, 0
         for b in range(len(lens)):
             path = best[b, : out_lens[b]].tolist()
-            hyp = [t for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
+            hyp = ctc_collapse(path)
             ref = targets[start:start + target_lens[b]].tolist()
             start += int(target_lens[b])
             errs += _edit_distance(hyp, ref)
@@ -123,8 +123,3 @@ def _edit_distance(a: list[int], b: list[int]) -> int:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
         prev = cur
     return prev[-1]
-
-
-def batch_size_for(n: int, batch_size: int) -> int:
-    """Small data sets still get several optimiser steps per epoch (as for classification)."""
-    return max(1, min(batch_size, max(4, math.ceil(n / 8))))

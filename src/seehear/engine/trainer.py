@@ -16,7 +16,11 @@ import torch
 
 from seehear.config import RunConfig
 from seehear.engine.checkpoint import AtomicCheckpointIO
-from seehear.engine.module import Batches, ClassifyModule, Prefetch
+from seehear.data.decode import pcm_to_float
+from seehear.engine.base_module import batch_size_for
+from seehear.engine.classify import ClassifyModule
+from seehear.engine.loaders import Batches, Prefetch
+from seehear.errors import ConfigError
 from seehear.models.recognizer import Recognizer
 
 
@@ -30,9 +34,12 @@ def bf16_supported(device: str) -> bool:
 
 def pick_device(cfg: RunConfig) -> str:
     a = cfg.train.accelerator
-    if a in ("gpu", "cuda") or (a == "auto" and torch.cuda.is_available()):
+    if a in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("train.accelerator=gpu, but this machine has no usable GPU (torch sees no CUDA "
+                              "device); use train.accelerator=auto or cpu")
         return "cuda"
-    return "cpu"
+    return "cuda" if a == "auto" and torch.cuda.is_available() else "cpu"
 
 
 def pick_precision(cfg: RunConfig, device: str) -> str:
@@ -81,8 +88,7 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     num_classes = len(model.labels)
     counts = torch.bincount(y, minlength=num_classes).float()
     class_w = (counts.sum() / (num_classes * counts.clamp(min=1))) if t.class_weights else None
-    # Small data sets still get several optimiser steps per epoch: the batch shrinks to at most 1/8 of the data.
-    batch_size = max(1, min(t.batch_size, max(8, len(y) // 8)))
+    batch_size = batch_size_for(len(y), t.batch_size)
     alternate = model.modality == "image" and cfg.augment.flip and cfg.augment.alternate_flip
     loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate)
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
@@ -212,8 +218,8 @@ def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256,
     out = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(dev)
-        if model.modality == "audio" and xb.dtype == torch.int16:
-            xb = xb.float() / 32767.0
+        if model.modality == "audio":
+            xb = pcm_to_float(xb)
         elif xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):

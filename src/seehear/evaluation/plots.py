@@ -28,10 +28,9 @@ def _figure(width: float, height: float, ncols: int = 1):
 
 
 def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", bbox_inches="tight")
-    return path
+    from seehear.atomic import atomic_write
+
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
 
 
 def plot_confusion(metrics: dict, path) -> Path:

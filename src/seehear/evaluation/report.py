@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from html import escape
 from pathlib import Path
 
@@ -227,8 +226,6 @@ def write_report(run_dir) -> Path:
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{escape(title)}</h1><p class=\"sub\">{escape(str(run.resolve()))}</p>{body}</body></html>\n")
-    out = run / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)  # a reader never sees a half-written report
-    return out
+    from seehear.atomic import write_text
+
+    return write_text(run / "report.html", page)  # a reader never sees a half-written report

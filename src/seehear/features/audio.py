@@ -18,17 +18,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
+from seehear.data.decode import pcm_to_float
 from seehear.errors import ConfigError
 
 LOG_EPS = 1e-6
-INT16_SCALE = 1.0 / 32767.0
-
-
-def _as_float_wave(wave: torch.Tensor) -> torch.Tensor:
-    """int16 caches (data/cache.py stores audio as int16 * 32767) are accepted directly."""
-    if wave.dtype == torch.int16:
-        return wave.float() * INT16_SCALE
-    return wave.float()
 
 
 def utterance_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -87,28 +80,39 @@ class LogMel(nn.Module):
         return 1 + num_samples // self.hop_length
 
     def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
-        """[B, S] -> mel power [B, n_mels, T] (float32)."""
-        x = _as_float_wave(wave)
+        """[B, S] -> mel power [B, n_mels, T] (float32), frames centred on every hop (reflect-padded ends)."""
+        x = pcm_to_float(wave)
         if x.dim() == 1:
             x = x[None]
         pad = self.n_fft // 2
         # reflect (torchaudio's default) needs more samples than the pad; very short clips fall back to zeros
         mode = "reflect" if x.shape[-1] > pad else "constant"
+        return self.framed_power(F.pad(x[:, None], (pad, pad), mode=mode)[:, 0])
+
+    def framed_power(self, padded: torch.Tensor) -> torch.Tensor:
+        """Mel power of samples already padded [B, S'] -> [B, n_mels, T]: a frame of n_fft every hop, no padding
+        added (streaming feeds the samples it has; power_mel pads whole clips first)."""
         if not torch.onnx.is_in_onnx_export():
             # Eager and GPU: the FFT (O(n log n)) is ~1.7x faster than the DFT matmul on CPU; same numbers.
-            x = F.pad(x[:, None], (pad, pad), mode=mode)[:, 0]
-            spec = torch.stft(x, self.n_fft, self.hop_length, self.n_fft, self.window, center=False,
+            spec = torch.stft(padded, self.n_fft, self.hop_length, self.n_fft, self.window, center=False,
                               return_complex=True)  # [B, n_freqs, T]
             return self.fbank.t() @ spec.abs().square()
-        x = F.pad(x[:, None], (pad, pad), mode=mode)  # [B, 1, S + n_fft]
         # frames of n_fft every hop, times the windowed DFT basis: real and imaginary parts in one op
-        spec = F.conv1d(x, self.basis, stride=self.hop_length)  # [B, 2 * n_freqs, T]
+        spec = F.conv1d(padded[:, None], self.basis, stride=self.hop_length)  # [B, 2 * n_freqs, T]
         re, im = spec.chunk(2, dim=1)
-        power = re * re + im * im
-        return self.fbank.t() @ power  # [B, n_mels, T]
+        return self.fbank.t() @ (re * re + im * im)  # [B, n_mels, T]
+
+    def bands(self, power: torch.Tensor) -> torch.Tensor:
+        """Mel power [B, n_mels, T] -> the feature bands [B, F, T] (log-mel here; cepstra in MFCC)."""
+        return torch.log(power + LOG_EPS)
+
+    def frames(self, padded: torch.Tensor) -> torch.Tensor:
+        """Unnormalised features [B, F, T] of already padded samples (see framed_power): what streaming
+        computes as audio arrives, equal to forward's frames before normalisation."""
+        return self.bands(self.framed_power(padded))
 
     def _features(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.power_mel(wave) + LOG_EPS)
+        return self.bands(self.power_mel(wave))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         # The front end always runs in float32: bf16 has too few mantissa bits for power spectra and logs.
@@ -141,8 +145,8 @@ class MFCC(LogMel):
         self.n_mfcc = n_mfcc
         self.register_buffer("dct", AF.create_dct(n_mfcc, n_mels, norm="ortho").float(), persistent=False)
 
-    def _features(self, wave: torch.Tensor) -> torch.Tensor:
-        logmel = super()._features(wave)  # [B, n_mels, T]
+    def bands(self, power: torch.Tensor) -> torch.Tensor:
+        logmel = super().bands(power)  # [B, n_mels, T]
         return (logmel.transpose(1, 2) @ self.dct).transpose(1, 2)  # [B, n_mfcc, T]
 
     def extra_repr(self) -> str:

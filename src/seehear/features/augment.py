@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seehear.data.decode import pcm_to_float
+
 SPEED_LEVELS = 5  # speed perturbation resamples per group of equal factor: a few resample calls per batch
 
 
@@ -166,7 +168,7 @@ def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Gener
     x: [B, S] float; returns float [B, S]."""
     owned = x.dtype == torch.int16  # whether x is our own copy (noise is then added in place)
     if owned:
-        x = x.float() / 32767.0
+        x = pcm_to_float(x)
     b, s = x.shape
     if b == 0:
         return x

@@ -77,6 +77,11 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
 
         raise ConfigError(f"model {spec.name} is for {spec.modality}, but the data is {modality}; "
                           f"pick one from `seehear models --modality {modality}`")
+    if spec.task != "classify":
+        from seehear.errors import ConfigError
+
+        raise ConfigError(f"model {spec.name} is a {spec.task} model (per-frame units), not a classifier; train it "
+                          f"with --task {spec.task}, or pick one from `seehear models --task classify`")
     if cfg.model.pretrained:
         kwargs["pretrained"] = cfg.model.pretrained
     specaug, tta = None, "none"

@@ -39,15 +39,17 @@ class ModelSpec:
     description: str
     sequence: bool = False  # has encode(x) -> [B, T', D]
     task: str = "classify"  # classify: logits [B, classes] | transcribe: (logits [B, T', V], lengths)
+    defaults: tuple = ()  # (name, value) pairs: the family's tuned settings, under any model.kwargs the user sets
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(name: str, modality: str, description: str = "", sequence: bool = False,
-                   task: str = "classify"):
+                   task: str = "classify", defaults: dict | None = None):
     """Decorator: `@register_model("resnet8", "image", "...")` above `def factory(num_classes, in_channels,
-    input_size, **kwargs) -> nn.Module`."""
+    input_size, **kwargs) -> nn.Module`. `defaults` are the settings the family is tuned with (as timm's
+    pretrained configs): applied to every build, under the model.kwargs of the run."""
     if modality not in ("image", "audio"):
         raise ValueError(modality)
 
@@ -55,7 +57,7 @@ def register_model(name: str, modality: str, description: str = "", sequence: bo
         if name in _REGISTRY:
             raise ValueError(f"model {name} registered twice")
         _REGISTRY[name] = ModelSpec(name, modality, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
-                                    sequence, task)
+                                    sequence, task, tuple(sorted((defaults or {}).items())))
         return fn
 
     return deco

@@ -328,8 +328,6 @@ def build_decoder(units: Units, cfg_transcribe, run_dir: str | Path, frame_secon
 
         raise ConfigError(f"transcribe.decoder must be greedy or beam, got {cfg_transcribe.decoder!r}")
     lm = Path(run_dir) / "lm.arpa"
-    if lexicon_free is None:
-        lexicon_free = getattr(cfg_transcribe, "lexicon_free", None)
     return BeamDecoder(units, beam_size=cfg_transcribe.beam_size, lm_path=lm if lm.is_file() else None,
                        lm_weight=cfg_transcribe.lm_weight, word_score=cfg_transcribe.word_score,
                        frame_seconds=frame_seconds, lexicon_free=lexicon_free)

@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
-from seehear.data.decode import _audio_error
+from seehear.data.decode import audio_error
 from seehear.errors import ConfigError, CorruptFileError
 
 _SF_ERRORS = (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError)
@@ -50,7 +50,7 @@ def _info(path: str):
     try:
         return sf.info(path)
     except _SF_ERRORS as e:
-        raise _audio_error(path, e) from None
+        raise audio_error(path, e) from None
 
 
 # --- reading -----------------------------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def read_blocks(path, *, sample_rate: int = 16000, block_seconds: float = 30.0) 
     try:
         f = sf.SoundFile(path)
     except _SF_ERRORS as e:
-        raise _audio_error(path, e) from None
+        raise audio_error(path, e) from None
     with f:
         yield from _resampled(f, path, sample_rate, block_seconds)
 
@@ -74,7 +74,7 @@ def _read_mono(f, path: str, n: int) -> np.ndarray:
     try:
         x = f.read(n, dtype="float32", always_2d=True)
     except _SF_ERRORS as e:  # damaged data after a good header
-        raise _audio_error(path, e) from None
+        raise audio_error(path, e) from None
     x = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1, dtype=np.float32)
     return np.nan_to_num(x, copy=False)
 

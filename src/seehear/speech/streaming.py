@@ -10,7 +10,8 @@ Exactness: features are computed frame by frame as samples arrive (the same cent
 the model carries its LSTM state, so the unit scores equal those of the offline pass of the same model (and so
 does greedy text); beam search with the n-gram runs per closed utterance.
 Memory is bounded: samples are dropped once framed, and unit scores are kept only for the open utterance, which
-is closed (beam-decoded, emitted as final) after `endpoint_seconds` of blank output.
+is closed (beam-decoded, emitted as final) after `endpoint_seconds` of blank output, or when it reaches
+`max_utterance_seconds` (default transcribe.max_seconds) without a pause.
 """
 from __future__ import annotations
 
@@ -19,15 +20,16 @@ import time
 import numpy as np
 import torch
 
+from seehear.data.decode import pcm_to_float
+from seehear.engine.ctc import ctc_collapse
 from seehear.errors import ConfigError
-from seehear.features.audio import LOG_EPS
+from seehear.speech.recognize import load_transcriber
 
 
 class StreamingTranscriber:
-    def __init__(self, run, *, decoder: str | None = None, endpoint_seconds: float = 0.8, loaded=None):
-        from seehear.tasks.transcribe import load
-
-        self.t = loaded or load(run, decoder)
+    def __init__(self, run, *, decoder: str | None = None, endpoint_seconds: float = 0.8, loaded=None,
+                 max_utterance_seconds: float | None = None):
+        self.t = loaded or load_transcriber(run, decoder)
         acoustic = self.t.model.acoustic
         if not hasattr(acoustic, "step"):
             raise ConfigError(f"{self.t.cfg.model.name} reads whole utterances and cannot stream; train a "
@@ -40,6 +42,10 @@ class StreamingTranscriber:
         self.pad, self.hop, self.n_fft = fe.n_fft // 2, fe.hop_length, fe.n_fft
         self.stack = acoustic.frame_factor
         self.endpoint_frames = max(1, int(round(endpoint_seconds / self.t.model.frame_seconds)))
+        # Someone who never pauses still gets finals: an utterance is closed at this length (the longest the
+        # model was trained on), so the open scores stay bounded.
+        limit = max_utterance_seconds or self.t.cfg.transcribe.max_seconds
+        self.max_open_frames = max(self.endpoint_frames + 1, int(limit / self.t.model.frame_seconds))
         self.reset()
 
     def reset(self) -> None:
@@ -49,7 +55,9 @@ class StreamingTranscriber:
         self.frames_done = 0
         self.pending = torch.zeros(1, 1, self._bands(), 0)  # feature frames waiting for a full stack
         self.state = None
-        self.open: list[torch.Tensor] = []  # log-probs of the open utterance
+        self.open: list[torch.Tensor] = []  # log-probs of the open utterance, one tensor per step
+        self.open_best: list[int] = []  # its best unit per frame (partial text without re-reading the scores)
+        self.open_last_speech = -1  # index in open_best of the last non-blank frame
         self.open_start = 0  # output frame where it began
         self.out_frames = 0
         self.compute_seconds = 0.0
@@ -60,13 +68,7 @@ class StreamingTranscriber:
     # --- features -----------------------------------------------------------------------------------------------
     def _frames(self, padded: torch.Tensor, count: int) -> torch.Tensor:
         """`count` feature frames from padded samples, [1, 1, F, count] (what the offline front end computes)."""
-        seg = padded[: (count - 1) * self.hop + self.n_fft]
-        spec = torch.stft(seg[None], self.n_fft, self.hop, self.n_fft, self.fe.window, center=False,
-                          return_complex=True)
-        f = torch.log(self.fe.fbank.t() @ spec.abs().square() + LOG_EPS)
-        if hasattr(self.fe, "dct"):
-            f = (f.transpose(1, 2) @ self.fe.dct).transpose(1, 2)
-        return f[:, None]
+        return self.fe.frames(padded[: (count - 1) * self.hop + self.n_fft][None])[:, None]
 
     def _take_frames(self, final: bool) -> torch.Tensor:
         if not self.started:
@@ -90,9 +92,7 @@ class StreamingTranscriber:
     @torch.inference_mode()
     def feed(self, chunk) -> dict:
         t0 = time.perf_counter()
-        x = torch.as_tensor(np.asarray(chunk))
-        x = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
-        x = x.reshape(-1)
+        x = pcm_to_float(torch.as_tensor(np.asarray(chunk))).reshape(-1)
         self.total += len(x)
         self.buf = torch.cat([self.buf, x])
         if not self.started and len(self.buf) > self.pad:  # reflect-pad the start, as offline
@@ -127,25 +127,33 @@ class StreamingTranscriber:
 
     def _emit(self, logits, close: bool = False) -> list[dict]:
         if logits is not None and logits.shape[1]:
-            self.open.append(torch.log_softmax(logits.float(), dim=-1)[0])
+            lp = torch.log_softmax(logits.float(), dim=-1)[0]
+            best = lp.argmax(-1)
+            speech = (best != 0).nonzero()
+            if len(speech):
+                self.open_last_speech = len(self.open_best) + int(speech[-1])
+            self.open.append(lp)
+            self.open_best.extend(best.tolist())
             self.out_frames += logits.shape[1]
-        if not self.open:
+        n = len(self.open_best)
+        if not n:
+            return []
+        if self.open_last_speech < 0 and not close:
+            if n > self.endpoint_frames:  # nothing said yet: keep only a little leading silence
+                drop = n - self.endpoint_frames
+                self.open = [torch.cat(self.open)[drop:]]
+                self.open_best = self.open_best[drop:]
+                self.open_start += drop
+            return []
+        silent_tail = n - 1 - self.open_last_speech
+        if not (close or silent_tail >= self.endpoint_frames or n >= self.max_open_frames):
             return []
         lp = torch.cat(self.open)
-        best = lp.argmax(-1)
-        nonblank = (best != 0).nonzero()
-        if not len(nonblank) and not close and len(lp) > self.endpoint_frames:
-            # nothing said yet: keep only a little leading silence (memory stays bounded in long pauses)
-            drop = len(lp) - self.endpoint_frames
-            self.open, self.open_start = [lp[drop:]], self.open_start + drop
-            return []
-        silent_tail = len(best) - (int(nonblank[-1]) + 1) if len(nonblank) else len(best)
-        if not close and not (len(nonblank) and silent_tail >= self.endpoint_frames):
-            return []
         self.last_log_probs = lp  # the closed utterance's unit scores (for checks against the offline pass)
-        hyp = self.t.decoder.decode(lp[None], torch.tensor([len(lp)]))[0] if len(nonblank) else None
+        hyp = self.t.decoder.decode(lp[None], torch.tensor([len(lp)]))[0] if self.open_last_speech >= 0 else None
         start = self.open_start * self.t.model.frame_seconds
-        self.open, self.open_start = [], self.out_frames
+        self.open, self.open_best, self.open_last_speech = [], [], -1
+        self.open_start = self.out_frames
         if hyp is None or not hyp.text:
             return []
         return [{"start": round(start, 3), "end": round(self.out_frames * self.t.model.frame_seconds, 3),
@@ -153,8 +161,4 @@ class StreamingTranscriber:
                                               "end": round(start + w["end"], 3)} for w in hyp.words]}]
 
     def _partial(self) -> str:
-        if not self.open:
-            return ""
-        best = torch.cat(self.open).argmax(-1).tolist()
-        ids = [t for i, t in enumerate(best) if t != 0 and (i == 0 or t != best[i - 1])]
-        return self.t.units.text(ids)
+        return self.t.units.text(ctc_collapse(self.open_best)) if self.open_best else ""

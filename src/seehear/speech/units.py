@@ -12,6 +12,7 @@ import unicodedata
 from pathlib import Path
 from typing import Iterable
 
+from seehear.atomic import atomic_write, write_json
 from seehear.errors import ConfigError, DataError
 
 BLANK = "<blank>"
@@ -79,7 +80,7 @@ class CharUnits(Units):
         return {c for c in normalize_text(text) if c != " " and c not in self._index}
 
     def save(self, run_dir: Path) -> None:
-        (Path(run_dir) / "units.json").write_text(json.dumps({"kind": self.kind, "tokens": self.tokens}, indent=1))
+        write_json(Path(run_dir) / "units.json", {"kind": self.kind, "tokens": self.tokens})
 
 
 class SentencePieceUnits(Units):
@@ -114,7 +115,7 @@ class SentencePieceUnits(Units):
         except RuntimeError as e:
             raise ConfigError(f"sentencepiece could not learn {vocab} units from the transcripts: {e}") from None
         path = Path(out_dir) / "units.model"
-        path.write_bytes(buf.getvalue())
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
         return cls(path)
 
     def encode(self, text: str) -> list[int]:
@@ -128,10 +129,11 @@ class SentencePieceUnits(Units):
                 and not any(c in t for t in self.tokens[1:])}
 
     def save(self, run_dir: Path) -> None:
-        (Path(run_dir) / "units.json").write_text(json.dumps({"kind": self.kind, "tokens": self.tokens}, indent=1))
+        write_json(Path(run_dir) / "units.json", {"kind": self.kind, "tokens": self.tokens})
         target = Path(run_dir) / "units.model"
         if self.model_file.resolve() != target.resolve():
-            target.write_bytes(self.model_file.read_bytes())
+            data = self.model_file.read_bytes()
+            atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def learn_units(texts: list[str], kind: str, vocab_size: int, run_dir: Path) -> Units:
@@ -147,10 +149,13 @@ def load_units(run_dir: Path) -> Units:
     f = run_dir / "units.json"
     if not f.is_file():
         raise DataError(f"{run_dir} has no units.json: it is not a transcription run")
-    d = json.loads(f.read_text())
-    if d.get("kind") == "sentencepiece":
-        return SentencePieceUnits(run_dir / "units.model")
-    u = CharUnits(d["tokens"][2:])
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+        if d.get("kind") == "sentencepiece":
+            return SentencePieceUnits(run_dir / "units.model")
+        u = CharUnits(d["tokens"][2:])
+    except (ValueError, KeyError, TypeError, AttributeError, OSError, RuntimeError) as e:
+        raise DataError(f"{f} is damaged ({type(e).__name__}); train the run again") from None
     if u.tokens != d["tokens"]:
         raise DataError(f"{f} is damaged: its tokens do not form a character unit set")
     return u

@@ -5,8 +5,8 @@ ECAPA-TDNN) on random crops of cfg.speakers.segment_seconds; the classifier's ro
 is kept is `backbone.embed()`: a voice is the (L2-normalised) embedding of a whole utterance, compared by cosine.
 The run is measured on speakers it never heard (the data's test split, else a held-out share of the speakers).
 
-    import seehear.tasks.speakers as spk
-    spk.train("data/", "runs/voices", overrides=["task=speakers"])
+    import seehear, seehear.tasks.speakers as spk
+    seehear.train("data/", "runs/voices", task="speakers")
     spk.enroll("runs/voices", "alice", ["a1.wav", "a2.wav"])
     spk.verify("runs/voices", "alice", "new.wav")  # {"speaker", "score", "accepted", "threshold"}
 """
@@ -16,20 +16,26 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seehear.atomic import atomic_write, write_json
 from seehear.config import RunConfig
-from seehear.data.decode import decode_audio
+from seehear.data.decode import audio_info, decode_audio, float_to_pcm, pcm_to_float
 from seehear.data.records import Record
 from seehear.data.sources import load_source
 from seehear.engine import run_folder as rf
-from seehear.engine.checkpoint import read_json, write_json
-from seehear.engine.module import ClassifyModule
+from seehear.engine.base_module import batch_size_for
+from seehear.engine.checkpoint import read_json
+from seehear.engine.speaker import Segments, SpeakerModule
+from seehear.engine.trainer import fit_module
 from seehear.errors import ConfigError, DataError, RunError
+from seehear.evaluation.verification import verification_metrics
+from seehear.models.recognizer import build_recognizer, input_spec
+from seehear.recipes import resolve
+from seehear.tasks.base import Prepared, Task
 
 MIN_SECONDS = 1.0  # shorter utterances are repeated up to this (the TDNN needs some context)
 MAX_SECONDS = 30.0  # longer ones are cut to their middle this long: bounded memory and time per file
@@ -38,12 +44,12 @@ MAX_NONTARGET = 200_000  # different-speaker trials sampled at most (fixed seed)
 
 # --- data ----------------------------------------------------------------------------------------------------------
 
-def _speaker_source(data, pattern: str | None):
+def _speaker_source(data, pattern: str | None, source=None):
     """Records with a speaker each: Record.group (utt2spk, a speaker column or group), else the label (a folder per
     speaker). A --label-pattern with only (?P<speaker>...) is accepted: the speaker is then the label."""
     if pattern and "(?P<label>" not in pattern and "(?P<speaker>" in pattern:
         pattern = pattern.replace("(?P<speaker>", "(?P<label>")
-    source = load_source(data, label_pattern=pattern)
+    source = source or load_source(data, label_pattern=pattern)
     if source.modality != "audio":
         raise DataError(f"{data} holds {source.modality} files; speaker embeddings need audio")
     recs = [r for r in source.records if (r.group or r.label)]
@@ -76,14 +82,15 @@ def _bound(w: torch.Tensor, sample_rate: int) -> torch.Tensor:
         w = w[(len(w) - hi) // 2:][:hi]
     if len(w) < lo:
         w = w.repeat(math.ceil(lo / max(1, len(w))))[:lo]
-    if w.dtype == torch.int16:
-        return w  # a view into the decoded set's storage: no copy
-    return w.clamp(-1, 1).mul(32767).round().to(torch.int16)
+    return float_to_pcm(w)  # int16 stays a view into the decoded set's storage: no copy
 
 
 def _read_wave(path: str, sample_rate: int) -> torch.Tensor:
-    """A whole file as int16 [S], mono, resampled, bounded in length (_bound)."""
-    return _bound(decode_audio(Record(str(path)), sample_rate=sample_rate, num_samples=None, crop="center"),
+    """A file as int16 [S], mono, resampled, bounded in length (_bound); of a long file only the middle
+    MAX_SECONDS are read."""
+    seconds = audio_info(str(path))["duration"]
+    n = int(MAX_SECONDS * sample_rate) if seconds > MAX_SECONDS else None
+    return _bound(decode_audio(Record(str(path)), sample_rate=sample_rate, num_samples=n, crop="center"),
                   sample_rate)
 
 
@@ -96,146 +103,76 @@ def _read_all(paths: list[str], sample_rate: int, workers: int = 0):
     return [_bound(d.wave(j), sample_rate) for j in range(len(d))], d.keep, d.skipped
 
 
-class Segments:
-    """Batches of random crops (int16 [B, S]) of whole utterances, a new crop each epoch; utterances shorter than a
-    crop are repeated to fill it (zero padding would teach the model silence). Reshuffled from (seed, epoch)."""
-
-    def __init__(self, waves: list[torch.Tensor], y: torch.Tensor, seg: int, batch_size: int, seed: int = 0):
-        self.waves, self.y, self.seg, self.bs, self.seed, self.epoch = waves, y, seg, batch_size, seed, 0
-
-    def __len__(self) -> int:
-        return max(1, len(self.y) // self.bs)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        self.epoch += 1
-        order = torch.randperm(len(self.y), generator=g)
-        for b in range(len(self)):
-            idx = order[b * self.bs:(b + 1) * self.bs]
-            crops = []
-            for i in idx.tolist():
-                w = self.waves[i]
-                if len(w) < self.seg:
-                    w = w.repeat(math.ceil(self.seg / len(w)))
-                start = int(torch.randint(0, len(w) - self.seg + 1, (1,), generator=g))
-                crops.append(w[start:start + self.seg])
-            yield torch.stack(crops), self.y[idx]
-
-
 # --- training --------------------------------------------------------------------------------------------------------
 
-class SpeakerModule(ClassifyModule):
-    """ClassifyModule's input pipeline, optimiser, schedule and time budget; the loss is AAM-softmax on embed()."""
+class Speakers(Task):
+    name = "speakers"
 
-    def _aam_loss(self, emb: torch.Tensor, y: torch.Tensor):
-        s = self.cfg.speakers
-        m = s.margin * min(1.0, self.progress() / 0.2)  # margin warm-up: a full margin at the start stalls training
-        w = self.model.backbone.classifier.weight
-        cos = F.linear(F.normalize(emb.float()), F.normalize(w.float())).clamp(-1 + 1e-7, 1 - 1e-7)
-        sin = (1.0 - cos * cos).sqrt()
-        phi = cos * math.cos(m) - sin * math.sin(m)  # cos(theta + m)
-        phi = torch.where(cos > math.cos(math.pi - m), phi, cos - math.sin(math.pi - m) * m)  # keep it monotonic
-        target = F.one_hot(y, cos.shape[1]).bool()
-        loss = F.cross_entropy(s.scale * torch.where(target, phi, cos), y)
-        return loss, (cos.argmax(1) == y).float().mean()
+    def load(self, data, label_pattern):
+        return _speaker_source(data, label_pattern)[0]
 
-    def training_step(self, batch, _):
-        import time
+    def resolve(self, source, user, overrides):
+        cfg = resolve("speakers", user, list(overrides))
+        cfg.modality = "audio"
+        cfg.audio.clip_seconds = cfg.speakers.segment_seconds  # the model's fixed-size input is a training crop
+        if "embed_dim" not in cfg.model.kwargs:
+            cfg.model.kwargs["embed_dim"] = cfg.speakers.embed_dim
+        return cfg, "speakers"
 
-        if self._t is None:
-            self._t = time.perf_counter()
-        x, y = batch
-        emb = self.model.backbone.embed(self.model.features(self._prepare(x, train=True)))
-        loss, acc = self._aam_loss(emb, y)
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log("train_acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
-        return loss
+    def prepare(self, source, cfg, out, resume, progress):
+        _, recs, spk = _speaker_source(source.root, cfg.data.label_pattern, source)
+        tr_idx, ev_idx, evaluated_on = _split_speakers(recs, spk, cfg)
+        sr = cfg.audio.sample_rate
+        waves, keep, skipped = _read_all([recs[i].path for i in tr_idx + ev_idx], sr, cfg.data.workers)
+        n_tr = len(tr_idx)
+        tr_w = [w for w, k in zip(waves, keep) if k < n_tr]
+        tr_spk = [spk[tr_idx[k]] for k in keep if k < n_tr]
+        ev_w = [w for w, k in zip(waves, keep) if k >= n_tr]
+        ev_spk = [spk[ev_idx[k - n_tr]] for k in keep if k >= n_tr]
+        names = sorted(set(tr_spk))
+        if len(names) < 2:
+            raise DataError(f"{source.root}: {len(names)} training speaker(s) could be decoded ({len(skipped)} "
+                            f"files skipped); speaker training needs at least 2")
+        lab = {n: i for i, n in enumerate(names)}
+        y = torch.tensor([lab[s] for s in tr_spk], dtype=torch.long)
+        net = build_recognizer(cfg, names, "audio")
+        if not hasattr(net.backbone, "embed") or not hasattr(net.backbone, "classifier"):
+            raise ConfigError(f"model {cfg.model.name} has no embed(); speaker training needs ecapa_small or "
+                              f"xvector")
+        write_json(out / "split.json", {"train": [recs[i].key for i in tr_idx],
+                                        "test": [recs[i].key for i in ev_idx]})
+        meta = {"modality": "audio", "labels": names, "input": input_spec(cfg, "audio"), "norm_stats": None,
+                "data": {"counts": {"train": len(tr_w), "test": len(ev_w)}}}
+        return Prepared(net, meta, skipped, {"train": (tr_w, y), "eval": (ev_w, ev_spk),
+                                              "evaluated_on": evaluated_on, "names": names})
+
+    def fit(self, p, cfg, out, resume, progress):
+        tr_w, y = p.state["train"]
+        bs = batch_size_for(len(y), cfg.train.batch_size)
+        loader = Segments(tr_w, y, int(round(cfg.speakers.segment_seconds * cfg.audio.sample_rate)), bs,
+                          seed=cfg.train.seed)
+        module = SpeakerModule(p.model, cfg, steps_per_epoch=len(loader))
+        info = fit_module(module, cfg, loader, None, out, resume=resume, progress=progress, monitor="train_loss",
+                          monitor_mode="min")
+        return {**info, "batch_size": bs}
+
+    def measure(self, p, cfg, out):
+        ev_w, ev_spk = p.state["eval"]
+        evaluated_on = p.state["evaluated_on"]
+        metrics: dict = {"evaluated_on": evaluated_on}
+        if len(set(ev_spk)) >= 2:
+            emb = embed_waves(p.model, ev_w)
+            metrics.update(verification_metrics(emb, ev_spk, max_nontarget=MAX_NONTARGET, seed=cfg.train.seed))
+            metrics["speakers_seen_in_training"] = len(set(ev_spk) & set(p.state["names"]))
+        else:
+            metrics["note"] = "fewer than 2 evaluation speakers: no verification trials"
+        return evaluated_on, metrics
+
+    def finished(self, p, metrics):
+        return {"speakers": {"threshold": metrics.get("threshold"), "train_speakers": len(p.state["names"])}}
 
 
-def _config(config, model, epochs, time_budget, label_pattern, overrides) -> RunConfig:
-    from seehear.api import _user_settings
-    from seehear.recipes import deep_merge, resolve
-
-    named = {"model": {"name": model}, "train": {"epochs": epochs, "time_budget": time_budget},
-             "data": {"label_pattern": label_pattern}}
-    named = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in named.items()}
-    cfg = resolve("speakers", deep_merge(_user_settings(config), {k: v for k, v in named.items() if v}),
-                  list(overrides))
-    cfg.task, cfg.modality = "speakers", "audio"
-    cfg.audio.clip_seconds = cfg.speakers.segment_seconds  # the model's fixed-size input is a training crop
-    return cfg
-
-
-def train(data, out, *, config=None, model: str | None = None, epochs: int | None = None,
-          time_budget: float | None = None, overrides: Sequence[str] = (), resume: bool = False,
-          overwrite: bool = False, progress: bool = True, label_pattern: str | None = None, **_ignored):
-    """Train speaker embeddings on DATA, measure verification on unseen speakers, write the run folder OUT."""
-    from seehear.api import TrainResult, _prepare_run_dir
-    from seehear.engine.trainer import fit_module, set_threads
-    from seehear.evaluation.verification import verification_metrics
-    from seehear.models.recognizer import build_recognizer, input_spec
-
-    out = Path(out)
-    _prepare_run_dir(out, resume, overwrite)
-    cfg = (RunConfig.from_yaml(out / "config.yaml") if resume
-           else _config(config, model, epochs, time_budget, label_pattern, overrides))
-    source, recs, spk = _speaker_source(data, cfg.data.label_pattern)
-    tr_idx, ev_idx, evaluated_on = _split_speakers(recs, spk, cfg)
-    set_threads(cfg)
-    sr = cfg.audio.sample_rate
-    waves, keep, skipped = _read_all([recs[i].path for i in tr_idx + ev_idx], sr, cfg.data.workers)
-    n_tr = len(tr_idx)
-    tr_w = [w for w, k in zip(waves, keep) if k < n_tr]
-    tr_spk = [spk[tr_idx[k]] for k in keep if k < n_tr]
-    ev_w = [w for w, k in zip(waves, keep) if k >= n_tr]
-    ev_spk = [spk[ev_idx[k - n_tr]] for k in keep if k >= n_tr]
-    names = sorted(set(tr_spk))
-    if len(names) < 2:
-        raise DataError(f"{data}: {len(names)} training speaker(s) could be decoded ({len(skipped)} files skipped); "
-                        f"speaker training needs at least 2")
-    lab = {n: i for i, n in enumerate(names)}
-    y = torch.tensor([lab[s] for s in tr_spk], dtype=torch.long)
-
-    if not resume and "embed_dim" not in cfg.model.kwargs:
-        cfg.model.kwargs["embed_dim"] = cfg.speakers.embed_dim
-    net = build_recognizer(cfg, names, "audio")
-    if not hasattr(net.backbone, "embed") or not hasattr(net.backbone, "classifier"):
-        raise ConfigError(f"model {cfg.model.name} has no embed(); speaker training needs ecapa_small or xvector")
-    if not resume:
-        cfg.to_yaml(out / "config.yaml")
-    write_json(out / "skipped.json", [list(s) for s in skipped])
-    write_json(out / "split.json", {"train": [recs[i].key for i in tr_idx], "test": [recs[i].key for i in ev_idx]})
-    meta = {"status": "training", "created": rf.now(), "recipe": "speakers", "task": "speakers", "modality": "audio",
-            "labels": names, "config": cfg.to_dict(), "input": input_spec(cfg, "audio"), "norm_stats": None,
-            "model": {"name": cfg.model.name, "kwargs": cfg.model.kwargs,
-                      "params": sum(p.numel() for p in net.parameters())},
-            "data": {"source": str(Path(data).resolve()), "kind": source.kind,
-                     "counts": {"train": len(tr_w), "test": len(ev_w)}, "skipped": len(skipped),
-                     "fingerprint": rf.fingerprint([r.key for r in recs])},
-            "versions": rf.versions(), "machine": rf.machine(), "command": rf.describe_command()}
-    rf.write_meta(out, meta)
-
-    t = cfg.train
-    bs = max(2, min(t.batch_size, max(8, len(y) // 8)))  # small data still gets several steps per epoch
-    loader = Segments(tr_w, y, int(round(cfg.speakers.segment_seconds * sr)), bs, seed=t.seed)
-    module = SpeakerModule(net, cfg, steps_per_epoch=len(loader))
-    info = fit_module(module, cfg, loader, None, out, resume=resume, progress=progress, monitor="train_loss",
-                      monitor_mode="min")
-    net.eval()
-    rf.save_model(out, net)
-
-    metrics: dict = {"evaluated_on": evaluated_on}
-    if len(set(ev_spk)) >= 2:
-        emb = embed_waves(net, ev_w)
-        metrics.update(verification_metrics(emb, ev_spk, max_nontarget=MAX_NONTARGET, seed=t.seed))
-        metrics["speakers_seen_in_training"] = len(set(ev_spk) & set(names))
-    else:
-        metrics["note"] = "fewer than 2 evaluation speakers: no verification trials"
-    write_json(out / "metrics.json", metrics)
-    meta.update(status="done", finished=rf.now(), train={**info, "batch_size": bs}, evaluated_on=evaluated_on,
-                speakers={"threshold": metrics.get("threshold"), "train_speakers": len(names)})
-    rf.write_meta(out, meta)
-    return TrainResult(out, metrics, meta)
+TASK = Speakers()
 
 
 # --- embeddings of files -----------------------------------------------------------------------------------------
@@ -246,7 +183,7 @@ def embed_waves(net, waves: list[torch.Tensor]) -> np.ndarray:
     net.eval()
     out = []
     for w in waves:
-        x = w.float() / 32767.0 if w.dtype == torch.int16 else w.float()
+        x = pcm_to_float(w)
         e = net.backbone.embed(net.frontend(x[None]))
         out.append(F.normalize(e.float(), dim=1)[0].numpy())
     return np.stack(out) if out else np.zeros((0, net.backbone.embed_dim), dtype=np.float32)
@@ -292,7 +229,11 @@ def _vectors(run) -> dict[str, np.ndarray]:
         return {}
     from safetensors.numpy import load_file
 
-    return load_file(str(vec))
+    try:
+        return load_file(str(vec))
+    except Exception as e:  # truncated or overwritten by something else: say so, never a traceback
+        raise RunError(f"{vec} is damaged ({type(e).__name__}); enroll the speakers again "
+                       f"(their files are listed in {_store(run)[1].name})") from None
 
 
 def enroll(run, name: str, files) -> dict:
@@ -310,9 +251,7 @@ def enroll(run, name: str, files) -> dict:
     vecs[name] = v
     paths = [str(files)] if isinstance(files, (str, Path)) else [str(f) for f in files]
     idx[name] = {"files": [str(Path(p).resolve()) for p in paths], "utterances": len(paths), "enrolled": rf.now()}
-    tmp = vec_path.with_name(".speakers.safetensors.tmp")  # written aside, then renamed: never half a file
-    save_file(vecs, str(tmp))
-    os.replace(tmp, vec_path)
+    atomic_write(vec_path, lambda tmp: save_file(vecs, tmp))  # never half a file
     write_json(idx_path, idx)
     return {"speaker": name, **idx[name]}
 

@@ -8,125 +8,115 @@ training transcripts, for beam search). Long files are cut into speech segments 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from seehear.atomic import write_json
 from seehear.config import RunConfig
-from seehear.engine import run_folder as rf
-from seehear.engine.checkpoint import load_weights, read_json, write_json
-from seehear.errors import CorruptFileError, DataError, RunError
-from seehear.models.transcriber import Transcriber, build_transcriber
-from seehear.speech.units import Units, learn_units, load_units, normalize_text
+from seehear.data.cache import decode_waves
+from seehear.data.sources import load_source
+from seehear.data.splits import splits_for
+from seehear.engine.base_module import batch_size_for
+from seehear.engine.ctc import CTCModule, LengthBatches
+from seehear.engine.trainer import fit_module, set_threads
+from seehear.errors import CorruptFileError, DataError
+from seehear.models.transcriber import build_transcriber
+from seehear.recipes import resolve
+from seehear.speech.recognize import LoadedTranscriber, load_transcriber
+from seehear.speech.units import learn_units, load_units, normalize_text
+from seehear.tasks.base import Prepared, Task
+
+load = load_transcriber  # seehear.tasks.transcribe.load(run): the name users of this module know
 
 
-def _config(data_source, config, named: dict, overrides: Sequence[str]) -> RunConfig:
-    from seehear.api import _user_settings
-    from seehear.recipes import deep_merge, resolve
+class Transcribe(Task):
+    name = "transcribe"
 
-    user = deep_merge(_user_settings(config), named)
-    probe = RunConfig.from_dict(deep_merge({"model": {"name": "conformer_ctc"}}, user)).override(list(overrides))
-    # models named *_stream read left to right; their recipe keeps features streamable (no utterance statistics)
-    recipe = "asr-stream" if probe.model.name.endswith("_stream") else "asr"
-    cfg = resolve(recipe, user, list(overrides))
-    cfg.task, cfg.modality = "transcribe", "audio"
-    return cfg
+    def load(self, data, label_pattern):
+        source = load_source(data, label_pattern=label_pattern, modality="audio")
+        if not any(r.transcript is not None and normalize_text(r.transcript) for r in source.records):
+            raise DataError(f"{data} has no transcripts: speech to text needs a Kaldi dir (wav.scp + text) or a "
+                            f"manifest with path and transcript columns")
+        return source
 
+    def resolve(self, source, user, overrides):
+        from seehear.recipes import deep_merge
 
-def train(data, out, *, config=None, model: str | None = None, epochs: int | None = None,
-          time_budget: float | None = None, overrides: Sequence[str] = (), resume: bool = False,
-          overwrite: bool = False, progress: bool = True, **_ignored):
-    """Train a transcriber on DATA (a Kaldi dir, a folder of train/ test/ Kaldi dirs, or a manifest with
-    path + transcript columns) into OUT; returns TrainResult with WER/CER on the test split."""
-    from seehear.api import TrainResult, _prepare_run_dir, splits_for
-    from seehear.data.cache import decode_waves
-    from seehear.data.sources import load_source
-    from seehear.engine.ctc import CTCModule, LengthBatches, batch_size_for
-    from seehear.engine.trainer import fit_module, set_threads
+        probe = RunConfig.from_dict(deep_merge({"model": {"name": "conformer_ctc"}}, user)).override(list(overrides))
+        # models named *_stream read left to right; their recipe keeps features streamable (no utterance stats)
+        recipe = "asr-stream" if probe.model.name.endswith("_stream") else "asr"
+        cfg = resolve(recipe, user, list(overrides))
+        cfg.modality = "audio"
+        return cfg, recipe
 
-    out = Path(out)
-    _prepare_run_dir(out, resume, overwrite)
-    source = load_source(data, modality="audio")
-    records = [r for r in source.records if r.transcript is not None and normalize_text(r.transcript)]
-    # Kaldi text files are read with errors="replace": U+FFFD marks bytes that were not UTF-8
-    bad_text = [r for r in records if "\ufffd" in r.transcript]
-    records = [r for r in records if "\ufffd" not in r.transcript]
-    if not records:
-        raise DataError(f"{data} has no transcripts: speech to text needs a Kaldi dir (wav.scp + text) or a "
-                        f"manifest with path and transcript columns")
-    if resume:
-        cfg = RunConfig.from_yaml(out / "config.yaml")
-    else:
-        named = {k: v for k, v in {"model": {"name": model} if model else None,
-                                   "train": {k2: v2 for k2, v2 in {"epochs": epochs, "time_budget": time_budget}
-                                             .items() if v2 is not None} or None}.items() if v}
-        cfg = _config(source, config, named, overrides)
-        cfg.to_yaml(out / "config.yaml")
-    splits = splits_for(records, cfg, out / "split.json", resume)
-    set_threads(cfg)
-    tc = cfg.transcribe
-    waves = decode_waves(records, cfg.audio.sample_rate, max_seconds=tc.max_seconds, workers=cfg.data.workers,
-                         progress=progress)
-    write_json(out / "skipped.json", [list(s) for s in waves.skipped] + [
-        [r.key, "transcript is not UTF-8 text (convert the text file, e.g. with iconv)"] for r in bad_text])
-    row = {rec: i for i, rec in enumerate(waves.keep)}
-    part = {name: [row[i] for i in idx if i in row] for name, idx in splits.items()}
-    if not part.get("train"):
-        raise DataError(f"no training recordings could be decoded from {data} ({len(waves.skipped)} skipped; "
-                        f"see {out / 'skipped.json'})")
-    train_texts = [records[waves.keep[i]].transcript for i in part["train"]]
-    units = load_units(out) if resume else learn_units(train_texts, tc.units, tc.vocab_size, out)
-    units.save(out)
-    unknown = sorted({c for i in part.get("test", []) + part.get("valid", [])
-                      for c in units.unknown_chars(records[waves.keep[i]].transcript)})
-    _write_lm(out, train_texts, cfg)
+    def prepare(self, source, cfg, out, resume, progress):
+        records = [r for r in source.records if r.transcript is not None and normalize_text(r.transcript)]
+        # Kaldi text files are read with errors="replace": U+FFFD marks bytes that were not UTF-8
+        bad_text = [r for r in records if "\ufffd" in r.transcript]
+        records = [r for r in records if "\ufffd" not in r.transcript]
+        splits = splits_for(records, cfg.data, cfg.train.seed, out / "split.json", resume)
+        tc = cfg.transcribe
+        waves = decode_waves(records, cfg.audio.sample_rate, max_seconds=tc.max_seconds,
+                             workers=cfg.data.workers, progress=progress)
+        skipped = [tuple(s) for s in waves.skipped] + [
+            (r.key, "transcript is not UTF-8 text (convert the text file, e.g. with iconv)") for r in bad_text]
+        row = {rec: i for i, rec in enumerate(waves.keep)}
+        part = {name: [row[i] for i in idx if i in row] for name, idx in splits.items()}
+        if not part.get("train"):
+            raise DataError(f"no training recordings could be decoded from {source.root} ({len(skipped)} "
+                            f"skipped; see {out / 'skipped.json'})")
+        train_texts = [records[waves.keep[i]].transcript for i in part["train"]]
+        units = load_units(out) if resume else learn_units(train_texts, tc.units, tc.vocab_size, out)
+        units.save(out)
+        unknown = sorted({c for i in part.get("test", []) + part.get("valid", [])
+                          for c in units.unknown_chars(records[waves.keep[i]].transcript)})
+        _write_lm(out, train_texts, cfg)
+        net = build_transcriber(cfg, units.tokens)
+        meta = {"modality": "audio", "labels": [], "units": {"kind": units.kind, "count": len(units)},
+                "input": {"modality": "audio", "sample_rate": cfg.audio.sample_rate, "max_seconds": tc.max_seconds},
+                "model": {"streaming": hasattr(net.acoustic, "step")},
+                "data": {"counts": {k: len(v) for k, v in part.items()},
+                         "hours": round(float(waves.lengths.sum()) / cfg.audio.sample_rate / 3600, 3),
+                         "unknown_characters_in_test": unknown}}
+        return Prepared(net, meta, skipped, {"records": records, "waves": waves, "part": part, "units": units,
+                                              "unknown": unknown})
 
-    targets = [units.encode(records[k].transcript) for k in waves.keep]
-    net = build_transcriber(cfg, units.tokens)
-    bs = batch_size_for(len(part["train"]), cfg.train.batch_size)
-    loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed)
-    val = LengthBatches(waves, part["valid"], targets, bs, shuffle=False) if part.get("valid") else None
-    meta = {"status": "training", "created": rf.now(), "task": "transcribe", "recipe": "asr", "modality": "audio",
-            "labels": [], "units": {"kind": units.kind, "count": len(units)}, "config": cfg.to_dict(),
-            "input": {"modality": "audio", "sample_rate": cfg.audio.sample_rate, "max_seconds": tc.max_seconds},
-            "model": {"name": cfg.model.name, "kwargs": cfg.model.kwargs,
-                      "params": sum(p.numel() for p in net.parameters()),
-                      "streaming": hasattr(net.acoustic, "step")},
-            "data": {"source": str(Path(data).resolve()), "kind": source.kind,
-                     "counts": {k: len(v) for k, v in part.items()}, "skipped": len(waves.skipped) + len(bad_text),
-                     "hours": round(float(waves.lengths.sum()) / cfg.audio.sample_rate / 3600, 3),
-                     "unknown_characters_in_test": unknown, "fingerprint": rf.fingerprint([r.key for r in records])},
-            "versions": rf.versions(), "machine": rf.machine(), "command": rf.describe_command()}
-    rf.write_meta(out, meta)
-    module = CTCModule(net, cfg, steps_per_epoch=len(loader))
-    info = fit_module(module, cfg, loader, val, out, resume=resume, progress=progress, monitor="val_uer",
-                      monitor_mode="min")
-    net.eval()
-    rf.save_model(out, net)
+    def fit(self, p, cfg, out, resume, progress):
+        waves, part, records = p.state["waves"], p.state["part"], p.state["records"]
+        targets = [p.state["units"].encode(records[k].transcript) for k in waves.keep]
+        bs = batch_size_for(len(part["train"]), cfg.train.batch_size, floor=4)
+        loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed)
+        val = LengthBatches(waves, part["valid"], targets, bs, shuffle=False) if part.get("valid") else None
+        module = CTCModule(p.model, cfg, steps_per_epoch=len(loader))
+        info = fit_module(module, cfg, loader, val, out, resume=resume, progress=progress, monitor="val_uer",
+                          monitor_mode="min")
+        return {**info, "batch_size": bs}
 
-    split_name = "test" if part.get("test") else "valid"
-    rows = part.get(split_name, [])
-    metrics: dict = {}
-    if rows:
-        t0 = time.perf_counter()
-        loaded = LoadedTranscriber(out, net, units, cfg, meta)
-        hyps = loaded.recognize([waves.wave(i) for i in rows])
-        seconds = float(waves.lengths[rows].sum()) / cfg.audio.sample_rate
+    def measure(self, p, cfg, out):
+        from seehear.engine.checkpoint import read_json
         from seehear.evaluation.transcripts import transcript_metrics
 
-        recs = [records[waves.keep[i]] for i in rows]
-        m = transcript_metrics([r.transcript for r in recs], [h.text for h in hyps], [r.group for r in recs],
-                               [r.key for r in recs])
-        m.update(decoder=loaded.decoder_name, real_time_factor=round((time.perf_counter() - t0) / seconds, 4),
-                 unknown_characters=unknown)
-        metrics[split_name] = m
-    write_json(out / "metrics.json", metrics)
-    meta.update(status="done", finished=rf.now(), train=info, evaluated_on=split_name)
-    rf.write_meta(out, meta)
-    return TrainResult(out, metrics.get(split_name, {}), meta)
+        waves, part, records = p.state["waves"], p.state["part"], p.state["records"]
+        split = "test" if part.get("test") else "valid"
+        rows = part.get(split, [])
+        metrics: dict = {}
+        if rows:
+            t0 = time.perf_counter()
+            loaded = LoadedTranscriber(out, p.model, p.state["units"], cfg, read_json(out / "meta.json"))
+            hyps = loaded.recognize([waves.wave(i) for i in rows])
+            seconds = float(waves.lengths[rows].sum()) / cfg.audio.sample_rate
+            recs = [records[waves.keep[i]] for i in rows]
+            m = transcript_metrics([r.transcript for r in recs], [h.text for h in hyps], [r.group for r in recs],
+                                   [r.key for r in recs])
+            m.update(decoder=loaded.decoder_name, real_time_factor=round((time.perf_counter() - t0) / seconds, 4),
+                     unknown_characters=p.state["unknown"])
+            metrics[split] = m
+        return split, metrics
+
+
+TASK = Transcribe()
 
 
 def _write_lm(out: Path, texts: list[str], cfg: RunConfig) -> None:
@@ -145,78 +135,12 @@ def _write_lm(out: Path, texts: list[str], cfg: RunConfig) -> None:
     build_arpa([t for t in lines if t], out / "lm.arpa", order=cfg.transcribe.lm_order)
 
 
-@dataclass
-class LoadedTranscriber:
-    run_dir: Path
-    model: Transcriber
-    units: Units
-    cfg: RunConfig
-    meta: dict
-    decoder_kind: str | None = None
-
-    def __post_init__(self):
-        from seehear.speech.decoding import build_decoder
-
-        tc = self.cfg.transcribe
-        if self.decoder_kind:
-            tc = type(tc)(**{**tc.__dict__, "decoder": self.decoder_kind})
-        self.decoder_name = tc.decoder
-        self.decoder = build_decoder(self.units, tc, self.run_dir, self.model.frame_seconds)
-
-    @torch.inference_mode()
-    def recognize(self, waves: list[torch.Tensor], max_batch_samples: int = 16000 * 120) -> list:
-        """Hypotheses for whole waveforms (float or int16 1-D tensors), batched by length."""
-        self.model.eval()
-        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        out: list = [None] * len(waves)
-        i = 0
-        while i < len(order):
-            longest = max(1, len(waves[order[i]]))
-            j = i + 1
-            while j < len(order) and len(waves[order[j]]) * (j - i + 1) <= max_batch_samples:
-                j += 1
-            rows = order[i:j]
-            lens = torch.tensor([len(waves[r]) for r in rows])
-            x = torch.zeros(len(rows), max(longest, int(lens.max())))
-            for k, r in enumerate(rows):
-                w = waves[r]
-                x[k, : len(w)] = w.float() / 32767.0 if w.dtype == torch.int16 else w.float()
-            log_probs, n = self.model(x, lens)
-            for k, h in enumerate(self.decoder.decode(log_probs, n)):
-                out[rows[k]] = h
-            i = j
-        return out
-
-
-def load(run, decoder: str | None = None) -> LoadedTranscriber:
-    run_dir = Path(run)
-    if not (run_dir / "meta.json").is_file():
-        raise RunError(f"{run_dir} is not a run folder (no meta.json)")
-    meta = read_json(run_dir / "meta.json")
-    if meta.get("task") != "transcribe":
-        raise RunError(f"{run_dir} is a {meta.get('task', 'classify')} run, not a transcription run: "
-                       f"use `seehear predict` for it")
-    if not (run_dir / "model.safetensors").is_file():
-        raise RunError(f"{run_dir} holds an unfinished run; finish it with `seehear train ... --resume`")
-    cfg = RunConfig.from_dict(meta["config"])
-    units = load_units(run_dir)
-    model = build_transcriber(cfg, units.tokens)
-    missing, unexpected = model.load_state_dict(load_weights(run_dir / "model.safetensors"), strict=False)
-    if missing or unexpected:
-        raise RunError(f"{run_dir}/model.safetensors does not fit the model in meta.json")
-    model.eval()
-    return LoadedTranscriber(run_dir, model, units, cfg, meta, decoder)
-
-
 def evaluate(run, data, *, out=None, decoder: str | None = None, progress: bool = True) -> dict:
     """WER/CER of a transcription run on other data with transcripts; writes metrics.json to OUT
     (default RUN/eval/NAME)."""
-    from seehear.data.cache import decode_waves
-    from seehear.data.sources import load_source
-    from seehear.engine.trainer import set_threads
     from seehear.evaluation.transcripts import transcript_metrics
 
-    t = load(run, decoder)
+    t = load_transcriber(run, decoder)
     set_threads(t.cfg)
     records = [r for r in load_source(data, modality="audio").records if r.transcript is not None]
     if not records:
@@ -242,10 +166,9 @@ def evaluate(run, data, *, out=None, decoder: str | None = None, progress: bool 
 def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None) -> list[dict]:
     """Transcripts of audio files, one dict each: file, text, segments (start, end, text, words), seconds,
     compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text."""
-    from seehear.engine.trainer import set_threads
     from seehear.speech.segments import audio_duration
 
-    t = loaded or load(run, decoder)
+    t = loaded or load_transcriber(run, decoder)
     set_threads(t.cfg)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
     sr, limit = t.cfg.audio.sample_rate, t.cfg.transcribe.max_seconds

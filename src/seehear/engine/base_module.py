@@ -1,0 +1,135 @@
+"""What every task's LightningModule shares: optimiser groups, the learning-rate schedule, the time budget, the
+data-wait accounting and resume of both clocks. Tasks subclass it with their own steps and loss only
+(engine/classify.py, engine/ctc.py, engine/speaker.py).
+
+Subclasses call `self.start_step()` first in `training_step` and put batch preparation inside
+`with self.data_time():`, so that the share of time spent making batches is measured the same way everywhere.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import lightning.pytorch as pl
+import torch
+import torch.nn as nn
+
+from seehear.config import RunConfig
+from seehear.errors import ConfigError
+
+
+class TrainModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, cfg: RunConfig, steps_per_epoch: int):
+        super().__init__()
+        self.model, self.cfg, self.steps_per_epoch = model, cfg, max(1, steps_per_epoch)
+        self.train_seconds = 0.0  # training time so far, resumed from checkpoints; drives the time budget
+        self.data_seconds = 0.0  # of which: waiting for the next batch and preparing it (the data-wait share)
+        self._t = None
+
+    # --- clocks -----------------------------------------------------------------------------------------------
+    def start_step(self) -> None:
+        if self._t is None:
+            self._t = time.perf_counter()
+
+    @contextlib.contextmanager
+    def data_time(self):
+        """Batch preparation (augmentation): counted as data wait, run in float32 outside any autocast."""
+        t = time.perf_counter()
+        try:
+            with torch.autocast("cuda" if self.device.type == "cuda" else "cpu", enabled=False):
+                yield
+        finally:
+            self.data_seconds += time.perf_counter() - t
+
+    def on_train_batch_start(self, *args):
+        if self._t is not None:  # from the end of the last step to here: the loader made the next batch
+            self.data_seconds += time.perf_counter() - self._t
+
+    def on_train_batch_end(self, *args):
+        now = time.perf_counter()
+        self.train_seconds += now - (self._t or now)
+        self._t = now
+        budget = self.cfg.train.time_budget
+        if budget and self.train_seconds >= budget:
+            self.trainer.should_stop = True
+
+    def on_train_epoch_start(self):
+        self._t = None
+        hook = getattr(getattr(self.model, "backbone", None), "on_progress", None)
+        if hook is not None:  # a model that changes what trains as training goes (fastnet's whitening bias)
+            hook(self.progress())
+
+    # --- schedule ---------------------------------------------------------------------------------------------
+    def progress(self) -> float:
+        """Fraction of training done: by steps, or by time when a time budget ends training sooner."""
+        t = self.cfg.train
+        p = self.global_step / (self.steps_per_epoch * max(1, t.epochs))
+        if t.time_budget:
+            p = max(p, self.train_seconds / t.time_budget)
+        return min(1.0, p)
+
+    def lr_factor(self, _step: int) -> float:
+        t, p = self.cfg.train, self.progress()
+        warm = min(0.3, t.warmup_epochs / max(1, t.epochs))
+        if t.schedule == "onecycle":  # linear up for 25%, then linear down to zero (airbench style)
+            return p / 0.25 if p < 0.25 else max(0.0, (1 - p) / 0.75)
+        if t.schedule == "linear":  # from the peak straight down (airbench94_muon: Muon needs no warm-up)
+            return max(0.0, 1 - p)
+        if p < warm:
+            return max(p / warm, 1e-3)
+        if t.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (p - warm) / max(1e-8, 1 - warm)))
+        return 1.0
+
+    def configure_optimizers(self):
+        t = self.cfg.train
+        norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+        in_norm = {id(p) for m in self.model.modules() if isinstance(m, norm_types) for p in m.parameters(False)}
+        decay, norms, biases, filters = [], [], [], []
+        for p in self.model.parameters():
+            if not p.requires_grad:
+                continue
+            kind = norms if id(p) in in_norm else biases if p.ndim <= 1 else \
+                filters if p.ndim >= 3 and t.optimizer == "muon" else decay  # Muon: conv filters
+            kind.append(p)
+        # Norm layers get norm_lr_scale (airbench: 64; other biases, like its whitening bias, keep the base lr).
+        # Norms and biases are not decayed unless decay_norms: then by the weights' amount per step (airbench).
+        norm_decay = t.weight_decay / t.norm_lr_scale if t.decay_norms else 0.0
+        groups = [{"params": decay, "weight_decay": t.weight_decay},
+                  {"params": norms, "weight_decay": norm_decay, "lr": t.lr * t.norm_lr_scale},
+                  {"params": biases, "weight_decay": t.weight_decay if t.decay_norms else 0.0}]
+        if t.optimizer == "muon":
+            groups.append({"params": filters, "lr": t.muon_lr, "momentum": t.muon_momentum, "muon": True})
+        groups = [g for g in groups if g["params"]]
+        if t.optimizer == "muon":
+            from seehear.engine.muon import Muon
+
+            opt = Muon(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov)
+        elif t.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov and t.momentum > 0)
+        elif t.optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=t.lr)
+        elif t.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=t.lr)
+        elif t.optimizer == "rmsprop":
+            opt = torch.optim.RMSprop(groups, lr=t.lr, momentum=t.momentum)
+        else:  # config.py checks the name when the config is read; this guards direct construction
+            raise ConfigError(f"train.optimizer {t.optimizer!r} unknown; use sgd, adam, adamw, rmsprop or muon")
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- resume -----------------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["seehear_train_seconds"] = self.train_seconds
+        checkpoint["seehear_data_seconds"] = self.data_seconds
+
+    def on_load_checkpoint(self, checkpoint):
+        self.train_seconds = float(checkpoint.get("seehear_train_seconds", 0.0))
+        self.data_seconds = float(checkpoint.get("seehear_data_seconds", 0.0))
+
+
+def batch_size_for(n: int, batch_size: int, floor: int = 8) -> int:
+    """The batch size for n training examples: small data sets still get several optimiser steps per epoch (the
+    batch shrinks to at most n/8, but not below `floor`)."""
+    return max(1, min(batch_size, max(floor, math.ceil(n / 8))))

@@ -1,0 +1,81 @@
+"""The training step for classification (a label per clip): cross-entropy with label smoothing and optional class
+weights and mixup, on batches augmented on the model's device or in the loader's thread (`Prefetch`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from seehear.config import RunConfig
+from seehear.data.decode import pcm_to_float
+from seehear.engine.base_module import TrainModule
+from seehear.features.augment import mixup
+from seehear.models.recognizer import Recognizer
+
+
+class ClassifyModule(TrainModule):
+    def __init__(self, model: Recognizer, cfg: RunConfig, steps_per_epoch: int,
+                 class_weights: torch.Tensor | None = None):
+        super().__init__(model, cfg, steps_per_epoch)
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.tensor([]))
+        self.augment_in_loader = False  # True when a Prefetch loader augments batches in its thread
+        # airbench's alternating flip is done by the loader (Batches), so the random flip is off here.
+        self._augment_cfg = dataclasses.replace(cfg.augment, flip=False) if cfg.augment.alternate_flip \
+            else cfg.augment
+        self._mix = torch.Generator().manual_seed(cfg.train.seed * 31 + 7)
+
+    # --- input ------------------------------------------------------------------------------------------------
+    def prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        if train and self.augment_in_loader:
+            return x  # the loader's thread did it (see loader_augment)
+        if not train:
+            return self.augment(x, False)
+        with self.data_time():
+            return self.augment(x, True)
+
+    def loader_augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The training-time preparation of a batch, for a loader that runs it in its own thread (Prefetch)."""
+        return self.augment(x, True, generator)
+
+    def augment(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        from seehear.features.augment import augment_images, augment_waves
+
+        if self.model.modality == "audio":
+            x = pcm_to_float(x)
+            return augment_waves(x, self._augment_cfg, self.cfg.audio.sample_rate, generator) if train else x
+        if train:
+            x = augment_images(x, self._augment_cfg, generator)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+    def forward(self, x):
+        return self.model(self.prepare(x, train=False))
+
+    def loss(self, logits, y):
+        w = self.class_weights if self.class_weights.numel() else None
+        return F.cross_entropy(logits.float(), y, weight=w, label_smoothing=self.cfg.train.label_smoothing)
+
+    # --- steps ------------------------------------------------------------------------------------------------
+    def training_step(self, batch, _):
+        self.start_step()
+        x, y = batch
+        x = self.prepare(x, train=True)
+        alpha = self.cfg.augment.mixup
+        if alpha > 0 and len(y) > 1:  # mixup: convex mixes of example pairs, trained on the mixed labels
+            x, target = mixup(x, F.one_hot(y, len(self.model.labels)).float(), alpha, self._mix)
+            logits = self.model(x)
+            loss = self.loss(logits, target)
+        else:
+            logits = self.model(x)
+            loss = self.loss(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train_acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        logits = self.model(self.prepare(x, train=False))
+        self.log("val_loss", self.loss(logits, y), prog_bar=True, batch_size=len(y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y))

@@ -1,0 +1,208 @@
+"""Classification (task: classify): a label per image or clip. The default task, and the yardstick for the others.
+
+Training decodes every example once into one uint8 / int16 tensor (data/cache.py) and fits a Recognizer (front end
++ backbone) with engine/trainer.fit. Evaluation and prediction stream their inputs in chunks of CHUNK files, so
+memory stays bounded however many files they are given.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from seehear.atomic import write_json
+from seehear.config import RunConfig
+from seehear.data.cache import decode_all
+from seehear.data.records import Source
+from seehear.data.sources import list_files, load_source, require_trainable
+from seehear.data.splits import find_leakage, splits_for
+from seehear.engine import run_folder as rf
+from seehear.engine.trainer import fit, predict_probs, set_threads
+from seehear.errors import DataError, InputMismatchError
+from seehear.models.recognizer import build_recognizer, input_spec
+from seehear.recipes import deep_merge, pick_recipe, resolve
+from seehear.tasks.base import Prepared, Task
+
+CHUNK = 512  # files decoded at a time by evaluate and predict
+
+
+def auto_settings(source: Source) -> tuple[str, dict]:
+    """Recipe and input settings read off a sample of the data (user settings still win over these)."""
+    recs = source.records[:: max(1, len(source.records) // 64)][:64]
+    if source.modality == "image":
+        from PIL import Image
+
+        sides = []
+        for r in recs:
+            if r.member is not None:
+                sides.append(28)  # IDX digits
+                continue
+            try:
+                with Image.open(r.path) as im:
+                    sides.append(min(im.size))
+            except Exception:  # unreadable files are reported by the decoder, not here
+                continue
+        return pick_recipe("image", statistics.median(sides) if sides else None), {}
+    import soundfile as sf
+
+    durs = []
+    for r in recs:
+        try:
+            durs.append(sf.info(r.path).duration)
+        except Exception:
+            continue
+    auto: dict[str, Any] = {}
+    if durs:  # cover 90% of clips whole, in quarter seconds, within 1..8 s
+        p90 = float(np.percentile(durs, 90))
+        auto = {"audio": {"clip_seconds": float(min(8.0, max(1.0, np.ceil(p90 * 4) / 4)))}}
+    return pick_recipe("audio"), auto
+
+
+class Classify(Task):
+    name = "classify"
+
+    def load(self, data, label_pattern):
+        source = load_source(data, label_pattern=label_pattern)
+        require_trainable(source)
+        return source
+
+    def resolve(self, source, user, overrides):
+        recipe, auto = auto_settings(source)
+        cfg = resolve(recipe, deep_merge(auto, user), list(overrides))
+        cfg.modality = source.modality
+        return cfg, recipe
+
+    def prepare(self, source, cfg, out, resume, progress):
+        records, labels = source.records, source.labels
+        splits = splits_for(records, cfg.data, cfg.train.seed, out / "split.json", resume)
+        leaks = find_leakage(records, splits)
+        decoded = decode_all(records, cfg, source.modality, workers=cfg.data.workers, progress=progress)
+        lab_idx = {l: i for i, l in enumerate(labels)}
+        row = {rec_i: row_i for row_i, rec_i in enumerate(decoded.keep)}
+        y_all = torch.tensor([lab_idx[r.label] for r in records], dtype=torch.long)
+
+        def part(name):
+            ridx = [i for i in splits.get(name, []) if i in row]
+            return decoded.x[[row[i] for i in ridx]], y_all[ridx], ridx
+
+        parts = {name: part(name) for name in ("train", "valid", "test")}
+        if len(parts["train"][1]) == 0:
+            raise DataError(f"no training examples could be decoded from {source.root} ({len(decoded.skipped)} "
+                            f"files skipped; see `seehear data check {source.root}`)")
+        norm = None
+        if source.modality == "image":
+            from seehear.features.image import channel_stats
+
+            mean, std = channel_stats(parts["train"][0])
+            norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+        net = build_recognizer(cfg, labels, source.modality, norm)
+        meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
+                "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
+                                             "leakage": len(leaks)}}
+        return Prepared(net, meta, decoded.skipped, {"parts": parts, "records": records, "leaks": leaks})
+
+    def fit(self, p, cfg, out, resume, progress):
+        (xtr, ytr, _), (xva, yva, _) = p.state["parts"]["train"], p.state["parts"]["valid"]
+        return fit(p.model, cfg, (xtr, ytr), (xva, yva) if len(yva) else None, out, resume=resume,
+                   progress=progress)
+
+    def measure(self, p, cfg, out):
+        from seehear.evaluation import compute_metrics, plot_confusion, plot_curves, plot_reliability
+
+        parts, records = p.state["parts"], p.state["records"]
+        split = "test" if len(parts["test"][1]) else "valid"
+        xe, ye, ie = parts[split]
+        metrics: dict = {}
+        if len(ye):
+            probs = predict_probs(p.model, xe, precision=cfg.train.precision).numpy()
+            groups = [records[i].group for i in ie] if any(records[i].group for i in ie) else None
+            metrics[split] = compute_metrics(ye.numpy(), probs, p.model.labels, groups)
+            plot_confusion(metrics[split], out / "confusion.png")
+            plot_reliability(probs, ye.numpy(), out / "reliability.png")
+        metrics["leakage"] = [list(x) for x in p.state["leaks"][:50]]
+        csv = out / "logs" / "metrics.csv"
+        if csv.is_file():
+            plot_curves(csv, out / "curves.png")
+        return split, metrics
+
+
+# --- using a trained run ---------------------------------------------------------------------------------------------
+
+def _chunks(loaded: rf.LoadedRun, source: Source, progress: bool):
+    """(records' indices, DecodedSet) for CHUNK files at a time: memory bounded by the chunk, not the input."""
+    if source.modality != loaded.modality:
+        raise InputMismatchError(f"{loaded.run_dir} recognises {loaded.modality}, but the input is "
+                                 f"{source.modality}: give it {loaded.modality} files")
+    for start in range(0, len(source.records), CHUNK):
+        recs = source.records[start:start + CHUNK]
+        d = decode_all(recs, loaded.cfg, loaded.modality, workers=loaded.cfg.data.workers,
+                       progress=progress and len(source.records) > CHUNK)
+        yield [start + i for i in d.keep], d
+
+
+def _probs(loaded: rf.LoadedRun, d) -> torch.Tensor:
+    if not d.keep:
+        return torch.zeros(0, len(loaded.labels))
+    return predict_probs(loaded.model, d.x, precision=loaded.cfg.train.precision)
+
+
+def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | None = None,
+             progress: bool = True) -> dict:
+    """Metrics of a trained run on other labelled data; writes metrics.json and confusion.png to OUT."""
+    from seehear.evaluation import compute_metrics, plot_confusion
+
+    loaded = rf.load_run(run)
+    source = load_source(data, label_pattern=label_pattern or loaded.cfg.data.label_pattern)
+    unknown = sorted(set(source.labels) - set(loaded.labels))
+    if unknown:
+        raise DataError(f"{data} has labels the model never learned: {', '.join(unknown[:10])}; "
+                        f"the model knows {', '.join(loaded.labels[:20])}")
+    set_threads(loaded.cfg)
+    idx = {l: i for i, l in enumerate(loaded.labels)}
+    kept, probs, skipped = [], [], []
+    for keep, d in _chunks(loaded, source, progress):
+        kept += keep
+        probs.append(_probs(loaded, d).numpy())
+        skipped += d.skipped
+    y = np.array([idx[source.records[i].label] for i in kept])
+    groups = [source.records[i].group for i in kept]
+    m = compute_metrics(y, np.concatenate(probs) if probs else np.zeros((0, len(loaded.labels))), loaded.labels,
+                        groups if any(groups) else None)
+    m["skipped"] = [list(s) for s in skipped]
+    out = Path(out) if out else Path(run) / "eval" / Path(str(data)).resolve().name
+    write_json(out / "metrics.json", m)
+    plot_confusion(m, out / "confusion.png")
+    m["out"] = str(out)
+    return m
+
+
+def top_k(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[list[dict]]:
+    """The k most likely labels of each row of probs, best first: [{label, probability}]."""
+    k = max(1, min(k, len(labels)))
+    if not len(probs):
+        return []
+    top = torch.topk(probs, k, dim=1)
+    return [[{"label": labels[int(c)], "probability": round(float(p), 4)} for p, c in zip(vals, ids)]
+            for vals, ids in zip(top.values, top.indices)]
+
+
+def predict(run, inputs, *, top_k_labels: int = 3, progress: bool = False) -> list[dict]:
+    """Top-k labels with probabilities for files or folders of files; unreadable files get an `error` entry."""
+    loaded = rf.load_run(run)
+    paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
+    source = list_files(paths)
+    set_threads(loaded.cfg)
+    rows: list[dict] = []
+    for keep, d in _chunks(loaded, source, progress):
+        for i, top in zip(keep, top_k(_probs(loaded, d), loaded.labels, top_k_labels)):
+            rows.append({"file": source.records[i].key, "label": top[0]["label"],
+                         "probability": top[0]["probability"], "top": top})
+        rows += [{"file": key, "error": reason} for key, reason in d.skipped]
+    return rows
+
+
+TASK = Classify()
+__all__ = ["TASK", "evaluate", "predict", "top_k", "auto_settings", "RunConfig"]
