@@ -72,16 +72,16 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
     """Build the untrained model a config describes (or rebuild a trained one before loading its weights)."""
     kwargs = dict(cfg.model.kwargs)
     spec = get_spec(cfg.model.name)
-    if spec.modality != modality:
-        from seehear.errors import ConfigError
-
-        raise ConfigError(f"model {spec.name} is for {spec.modality}, but the data is {modality}; "
-                          f"pick one from `seehear models --modality {modality}`")
     if spec.task != "classify":
         from seehear.errors import ConfigError
 
         raise ConfigError(f"model {spec.name} is a {spec.task} model (per-frame units), not a classifier; train it "
                           f"with --task {spec.task}, or pick one from `seehear models --task classify`")
+    if spec.modality != modality:
+        from seehear.errors import ConfigError
+
+        raise ConfigError(f"model {spec.name} is for {spec.modality}, but the data is {modality}; "
+                          f"pick one from `seehear models --modality {modality}`")
     if cfg.model.pretrained:
         kwargs["pretrained"] = cfg.model.pretrained
     specaug, tta = None, "none"
