@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 import torch.nn as nn
 
 from seehear.atomic import write_json
@@ -97,6 +98,7 @@ def train_task(task: Task, data, out, *, config=None, named: dict | None = None,
             cfg.task = task.name
             cfg.to_yaml(out / "config.yaml")
         set_threads(cfg)
+        torch.manual_seed(cfg.train.seed)  # the model's initial weights come from the run's seed: repeatable
         p = task.prepare(source, cfg, out, resume, progress)
         write_json(out / "skipped.json", [list(s) for s in p.skipped])
         meta = {"status": "training", "created": rf.now(), "task": task.name, "recipe": recipe,
