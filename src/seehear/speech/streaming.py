@@ -151,12 +151,13 @@ class StreamingTranscriber:
         lp = torch.cat(self.open)
         self.last_log_probs = lp  # the closed utterance's unit scores (for checks against the offline pass)
         hyp = self.t.decoder.decode(lp[None], torch.tensor([len(lp)]))[0] if self.open_last_speech >= 0 else None
-        start = self.open_start * self.t.model.frame_seconds
+        fs = self.t.model.frame_seconds
+        start, end = self.open_start * fs, (self.open_start + self.open_last_speech + 1) * fs  # end of speech
         self.open, self.open_best, self.open_last_speech = [], [], -1
         self.open_start = self.out_frames
         if hyp is None or not hyp.text:
             return []
-        return [{"start": round(start, 3), "end": round(self.out_frames * self.t.model.frame_seconds, 3),
+        return [{"start": round(start, 3), "end": round(end, 3),
                  "text": hyp.text, "words": [{**w, "start": round(start + w["start"], 3),
                                               "end": round(start + w["end"], 3)} for w in hyp.words]}]
 

@@ -71,9 +71,14 @@ def _chunks(path: str, sr: int, step: int):
             yield np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
     from seehear.speech.segments import read_blocks
 
+    rest = np.zeros(0, dtype=np.float32)  # chunks of `step` across block boundaries, as from a microphone
     for block in read_blocks(path, sample_rate=sr, block_seconds=max(1.0, step / sr)):
-        for i in range(0, len(block), step):
-            yield block[i:i + step]
+        rest = np.concatenate([rest, block])
+        while len(rest) >= step:
+            yield rest[:step]
+            rest = rest[step:]
+    if len(rest):
+        yield rest
 
 
 def _show(update: dict, tty: bool, fmt: str) -> None:
