@@ -16,8 +16,28 @@ def fmt(v) -> str:
     return str(v)
 
 
+def recorded_in(path: Path) -> str:
+    """The commit that last wrote a result file, for results made before they recorded their own commit."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(path.parent), "log", "-1", "--format=%h", "--", path.name],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return f"≤ {out}" if out else "?"
+
+
+def command_of(r: dict) -> str:
+    """The exact command a result recorded, as it can be typed from the project root."""
+    c = r.get("command", "")
+    if "  (" in c:  # older results: "make bench BENCH=x  (python bench/x.py ARGS)"
+        c = c.split("  (", 1)[1].rstrip(")").strip()
+    return c.replace("python bench/", ".venv/bin/python bench/", 1) if c.startswith("python ") else c
+
+
 def rows() -> list[str]:
-    out = ["| benchmark | goal | target | measured | met | command | machine | date | wall |",
+    out = ["| benchmark | goal | target | measured | met | command | machine | code | date |",
            "|---|---|---|---|---|---|---|---|---|"]
     files = {p.stem: p for p in RESULTS.glob("*.json") if not p.stem.endswith("-subset")}
     for name in ORDER + sorted(set(files) - set(ORDER)):
@@ -25,18 +45,15 @@ def rows() -> list[str]:
             continue
         r = json.loads(files[name].read_text())
         m = r.get("machine", {})
-        machine = f"{m.get('cores', '?')} cores {m.get('cpu', '')}" + (f", {m['gpu']}" if m.get("gpu") else "")
-        # the exact command each result recorded (make bench BENCH=x runs `python bench/x.py` with no options)
-        c = r.get("command", "")
-        if "  (" in c:
-            c = c.split("  (", 1)[1].rstrip(")").strip()
-        cmd = f"`{c}`" if c.startswith("python ") else f"`make bench BENCH={name}`"
+        machine = (f"{m.get('cores', '?')} cores, {m.get('isa', 'ISA not recorded')}"
+                   + (f", {m['gpu']}" if m.get("gpu") else ""))
+        code = r.get("commit") or recorded_in(files[name])
         goals = r.get("goals") or {"(figures only)": {"target": "—", "measured": "see JSON", "met": None, "unit": ""}}
         for g, v in goals.items():
             met = {True: "yes", False: "**no**", None: "—"}[v.get("met")]
             unit = f" {v['unit']}" if v.get("unit") else ""
-            out.append(f"| {name} | {g} | {fmt(v['target'])}{unit} | {fmt(v['measured'])}{unit} | {met} | {cmd} | "
-                       f"{machine} | {r.get('date', '')[:10]} | {r.get('wall_seconds', '?')} s |")
+            out.append(f"| {name} | {g} | {fmt(v['target'])}{unit} | {fmt(v['measured'])}{unit} | {met} | "
+                       f"`{command_of(r)}` | {machine} | {code} | {r.get('date', '')[:10]} |")
     return out
 
 

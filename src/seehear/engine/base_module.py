@@ -7,6 +7,7 @@ Subclasses call `self.start_step()` first in `training_step` and put batch prepa
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import time
@@ -26,6 +27,7 @@ class TrainModule(pl.LightningModule):
         self.train_seconds = 0.0  # training time so far, resumed from checkpoints; drives the time budget
         self.data_seconds = 0.0  # of which: waiting for the next batch and preparing it (the data-wait share)
         self._t = None
+        self._recent: collections.deque = collections.deque(maxlen=66)  # durations of the latest steps
 
     # --- clocks -----------------------------------------------------------------------------------------------
     def start_step(self) -> None:
@@ -48,10 +50,16 @@ class TrainModule(pl.LightningModule):
 
     def on_train_batch_end(self, *args):
         now = time.perf_counter()
-        self.train_seconds += now - (self._t or now)
+        step = now - (self._t or now)
+        self.train_seconds += step
         self._t = now
+        self._recent.append(step)
         budget = self.cfg.train.time_budget
-        if budget and self.train_seconds >= budget:
+        # A budget is a limit, not a target: stop when the next step, as long as the longest of the recent ones,
+        # would overrun it (a length-bucketed speech batch can take several times a typical one). The first steps
+        # of a fit (kernel set-up, allocations) are no guide to the next one and are left out.
+        ahead = max(list(self._recent)[2:] or [0.0])
+        if budget and self.train_seconds + ahead > budget:
             self.trainer.should_stop = True
 
     def on_train_epoch_start(self):
