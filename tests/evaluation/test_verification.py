@@ -56,3 +56,14 @@ def test_trials_and_metrics():
     assert cosine_scores(emb, t)[t[:, 2] == 1].min() > 0.9
     m = verification_metrics(emb, spk)
     assert m["eer"] == 0.0 and m["min_dcf"] == 0.0 and m["n_trials"] == 15 and m["n_speakers"] == 3
+
+
+def test_sampled_trials_do_not_build_every_pair():
+    """60,000 utterances have 1.8e9 pairs (tens of GB as index arrays); a sample of them must not build them."""
+    spk = [f"s{i // 20}" for i in range(60_000)]
+    t = make_trials(spk, max_nontarget=50_000, seed=3)
+    non = t[t[:, 2] == 0]
+    assert len(non) == 50_000 and len({(a, b) for a, b, _ in non}) == 50_000  # distinct pairs
+    assert (non[:, 0] < non[:, 1]).all() and all(spk[a] != spk[b] for a, b, _ in non[:2000])
+    assert (t[:, 2] == 1).sum() == 3_000 * 190  # every same-speaker pair: 3,000 speakers x C(20, 2)
+    assert np.array_equal(t, make_trials(spk, max_nontarget=50_000, seed=3))

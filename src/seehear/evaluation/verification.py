@@ -63,26 +63,50 @@ def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: f
     return float(cost[i] / norm), float(t)
 
 
+def _pair(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major index k of the upper triangle (i < j) of an n x n matrix -> (i, j), without building it."""
+    k = k.astype(np.int64)
+    i = n - 2 - np.floor(np.sqrt(-8.0 * k + 4.0 * n * (n - 1) - 7) / 2.0 - 0.5).astype(np.int64)
+    j = k + i + 1 - n * (n - 1) // 2 + (n - i) * ((n - i) - 1) // 2
+    return i, j
+
+
 def make_trials(speakers, *, max_nontarget: int | None = None, nontarget_ratio: float | None = None,
                 seed: int = 0) -> np.ndarray:
-    """Trials from one speaker name per utterance: int array [N, 3] of (i, j, same) with i < j.
+    """Trials from one speaker name per utterance: int array [N, 3] of (i, j, same) with i < j, sorted.
 
     Every same-speaker pair is a trial; different-speaker pairs are all of them, or a random sample (fixed seed) of
-    `max_nontarget` pairs, or of `nontarget_ratio` times the number of same-speaker pairs."""
+    `max_nontarget` pairs, or of `nontarget_ratio` times the number of same-speaker pairs. A sample is drawn from
+    pair numbers directly, so memory follows the trials kept, not the n^2 / 2 pairs there are."""
     spk = np.asarray([str(s) for s in speakers])
     n = len(spk)
-    i, j = np.triu_indices(n, k=1)
-    same = spk[i] == spk[j]
-    tgt = np.stack([i[same], j[same], np.ones(same.sum(), dtype=np.int64)], axis=1)
-    ni, nj = i[~same], j[~same]
+    groups: dict[str, list[int]] = {}
+    for idx, name in enumerate(spk):
+        groups.setdefault(name, []).append(idx)
+    tgt = [(a, b) for members in groups.values() for x, a in enumerate(members) for b in members[x + 1:]]
+    tgt_arr = np.asarray(tgt, dtype=np.int64).reshape(-1, 2)
+    n_non = n * (n - 1) // 2 - len(tgt_arr)
     cap = max_nontarget
     if nontarget_ratio is not None:
-        cap = min(cap if cap is not None else len(ni), int(round(nontarget_ratio * len(tgt))))
-    if cap is not None and cap < len(ni):
-        pick = np.sort(np.random.default_rng(seed).choice(len(ni), size=cap, replace=False))
-        ni, nj = ni[pick], nj[pick]
-    non = np.stack([ni, nj, np.zeros(len(ni), dtype=np.int64)], axis=1)
-    return np.concatenate([tgt, non]).astype(np.int64)
+        cap = min(cap if cap is not None else n_non, int(round(nontarget_ratio * len(tgt_arr))))
+    if cap is None or cap >= n_non:
+        i, j = np.triu_indices(n, k=1)  # all of them were asked for
+        keep = spk[i] != spk[j]
+        ni, nj = i[keep], j[keep]
+    else:
+        rng = np.random.default_rng(seed)
+        chosen: set[int] = set()
+        total = n * (n - 1) // 2
+        while len(chosen) < cap:  # draw pair numbers, keep the different-speaker ones, until there are enough
+            k = rng.integers(0, total, size=2 * (cap - len(chosen)) + 16)
+            a, b = _pair(k, n)
+            chosen.update(int(x) for x in k[spk[a] != spk[b]])
+        picked = np.sort(np.fromiter(chosen, dtype=np.int64))
+        picked = np.sort(rng.choice(picked, size=cap, replace=False)) if len(picked) > cap else picked
+        ni, nj = _pair(picked, n)
+    out = np.concatenate([np.column_stack([tgt_arr, np.ones(len(tgt_arr), dtype=np.int64)]),
+                          np.column_stack([ni, nj, np.zeros(len(ni), dtype=np.int64)])]).astype(np.int64)
+    return out[np.lexsort((out[:, 1], out[:, 0]))] if len(out) else out.reshape(0, 3)
 
 
 def cosine_scores(emb: np.ndarray, trials: np.ndarray) -> np.ndarray:
