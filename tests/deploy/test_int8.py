@@ -13,6 +13,12 @@ from seehear.deploy.onnx import export_onnx
 FAST = ["train.epochs=3", "train.threads=1", "train.batch_size=16"]
 
 
+@pytest.fixture(scope="module")
+def fastnet_run(shapes_dir, tmp_path_factory):
+    """The image default (fastnet, frozen whitening stem), trained once for this file's tests."""
+    return seehear.train(shapes_dir, tmp_path_factory.mktemp("int8") / "run", overrides=FAST, progress=False).run_dir
+
+
 def fresh_inputs(run, folder) -> np.ndarray:
     """Decoded inputs from a freshly generated folder, never seen by training or calibration."""
     from seehear.data.cache import decode_all
@@ -37,44 +43,45 @@ def test_isa_detection_from_flags():
 
 
 @pytest.mark.slow
-def test_fastnet_int8_agrees_on_held_out_and_refuses_when_it_must(shapes_dir, tmp_path, capsys):
-    r = seehear.train(shapes_dir, tmp_path / "run", overrides=FAST, progress=False)  # fastnet, whitening stem
+def test_fastnet_int8_agrees_on_held_out_and_refuses_when_it_must(fastnet_run, shapes_dir, tmp_path, capsys):
     out = tmp_path / "m.int8.onnx"
-    path, info = export_int8(r.run_dir, shapes_dir, out)
+    path, info = export_int8(fastnet_run, shapes_dir, out)
     assert path == out and out.is_file()
     assert info["top1_agreement_with_fp32"] >= 0.99 and info["check_examples"] == 120
     assert info["calibration_examples"] == 60 and "accuracy_int8" in info
     assert "/backbone/stem/stem.0/Conv" in info["fp32_nodes"], "the whitening stem stays fp32"
     assert len(info["quantized_nodes"]) >= 4
     # on images generated afresh (another seed), not only on the check split
-    run = seehear.load_run(r.run_dir)
+    run = seehear.load_run(fastnet_run)
     x = fresh_inputs(run, make_shape_images(tmp_path / "fresh", classes=3, per_class=40, seed=7))
-    fp32 = r.run_dir / "model.onnx"
+    fp32 = fastnet_run / "model.onnx"
     assert (top1(out, x) == top1(fp32, x)).mean() >= 0.97
     assert (top1(out, x, optimized=False) == top1(fp32, x)).mean() >= 0.97
 
     # the refusal path: a bar no plan reaches; nothing is written, one line says what was measured
     refused = tmp_path / "refused.int8.onnx"
     with pytest.raises(Int8Refused) as e:
-        export_int8(r.run_dir, shapes_dir, refused, min_agreement=1.01)
+        export_int8(fastnet_run, shapes_dir, refused, min_agreement=1.01)
     msg = str(e.value)
     assert "\n" not in msg and "held-out inputs" in msg and "needs 101.0%" in msg
     assert not refused.exists() and not list(tmp_path.glob("refused*"))
-    assert main(["export", str(r.run_dir), "--int8", str(shapes_dir), "--out", str(refused),
+    assert main(["export", str(fastnet_run), "--int8", str(shapes_dir), "--out", str(refused),
                  "--min-agreement", "1.01"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "int8 model not written" in err and not refused.exists()
 
 
 @pytest.mark.slow
-def test_fallback_keeps_more_layers_fp32_and_records_them(shapes_dir, tmp_path):
+def test_fallback_keeps_more_layers_fp32_and_records_them(fastnet_run, shapes_dir, tmp_path):
     """A conv whose output channels differ 300x in scale before its BatchNorm (same fp32 function): one per-tensor
     uint8 range for that output wipes out the small channels, so the first plan fails; keeping that conv fp32
     (the next plan) passes, and the info says which layers stayed fp32."""
+    import shutil
+
     from seehear.engine.run_folder import save_model
 
-    r = seehear.train(shapes_dir, tmp_path / "run", overrides=FAST, progress=False)
-    run = seehear.load_run(r.run_dir)
+    run_dir = shutil.copytree(fastnet_run, tmp_path / "run")
+    run = seehear.load_run(run_dir)
     g0 = run.model.backbone.groups[0].net
     conv, bn = g0[0], g0[2]
     s = 300.0
@@ -85,8 +92,8 @@ def test_fallback_keeps_more_layers_fp32_and_records_them(shapes_dir, tmp_path):
         bn.running_mean[0] *= s
         bn.running_var[0] *= s * s
         torch.testing.assert_close(run.model(torch.from_numpy(x)), before, atol=1e-3, rtol=1e-3)
-    save_model(r.run_dir, run.model)
-    path, info = export_int8(r.run_dir, shapes_dir, tmp_path / "fb.int8.onnx", min_agreement=0.99)
+    save_model(run_dir, run.model)
+    path, info = export_int8(run_dir, shapes_dir, tmp_path / "fb.int8.onnx", min_agreement=0.99)
     first, chosen = info["attempts"][0], info["attempts"][-1]
     assert first["agreement"] < 0.99 and info["fell_back"]
     assert first["fp32_nodes"] == ["/backbone/stem/stem.0/Conv", "/backbone/classifier/MatMul"]
