@@ -28,10 +28,10 @@ def _held_out(run, data):
     from seehear.deploy.distill import Split, load_split
 
     if data is not None:
+        import torch
+
         from seehear.data.cache import decode_all
         from seehear.data.sources import load_source
-
-        import torch
 
         recs = [r for r in load_source(data, label_pattern=run.cfg.data.label_pattern,
                                        modality=run.modality).records if r.label in run.labels]
@@ -51,16 +51,17 @@ def _onnx_input(x):
 def compress(run: str | Path, out: str | Path, *, prune: float | None = None, int8: str | Path | bool | None = None,
              distill_from: str | Path | None = None, data: str | Path | None = None,
              epochs: int = FINETUNE_EPOCHS, overwrite: bool = False, progress: bool = False) -> dict:
-    """Write a compressed copy of RUN to OUT and return its compress.json. `prune`: fraction of channels to
-    remove (then fine-tune); `distill_from`: a teacher run (same labels) to distill from while fine-tuning (without
-    `prune`, the run's own model is distilled; with `prune` alone, the unpruned model is the teacher); `int8`: calibration data for an int8 ONNX copy (True: the run's
-    data source); `data`: labelled data to measure accuracy on (default: the run's held-out split)."""
+    """Write a compressed copy of RUN to OUT and return its compress.json.
+
+    `prune`: fraction of channels to remove, then fine-tune (distilling from the unpruned model unless a teacher
+    is named); `distill_from`: a teacher run with the same labels to distill from (without `prune`, the run's own
+    model is the student); `int8`: calibration data for a checked int8 ONNX copy (True: the run's data source);
+    `data`: labelled data to measure accuracy on (default: the run's held-out split)."""
     import torch
 
     from seehear.deploy import distill, prune as pruning
-    from seehear.deploy.measure import flops, latencies_ms, onnx_accuracy
-    from seehear.deploy.onnx import example_input, export_onnx
-    from seehear.engine.run_folder import load_run, now, save_model, write_meta, describe_command
+    from seehear.deploy.onnx import example_input
+    from seehear.engine.run_folder import describe_command, load_run, now, save_model, write_meta
     from seehear.evaluation import compute_metrics, write_report
 
     src, out = load_run(run), Path(out)
@@ -114,7 +115,7 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
             if not torch.allclose(loaded.model(x_probe), model.eval()(x_probe), atol=1e-4, rtol=1e-4):
                 raise SeehearError(f"the compressed model of {run} does not reload to the same function "
                                    f"(model {src.meta['model']['name']} cannot be rebuilt from its pruned shapes)")
-        table = _measure(src, loaded, work, test, int8, flops, latencies_ms, onnx_accuracy, export_onnx)
+        table = _measure(src, loaded, work, test, int8)
         done["table"] = table["rows"]
         done.update({k: v for k, v in table.items() if k != "rows"})
         from seehear.engine.trainer import predict_probs
@@ -134,10 +135,11 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
     return done
 
 
-def _measure(src, loaded, work: Path, test, int8, flops, latencies_ms, onnx_accuracy, export_onnx) -> dict:
+def _measure(src, loaded, work: Path, test, int8) -> dict:
     """Rows of the compress.json table: original fp32, compressed fp32, and int8 if asked (ONNX Runtime, 1 thread)."""
     from seehear.deploy.int8_check import Int8Refused, export_int8
-    from seehear.deploy.onnx import example_input
+    from seehear.deploy.measure import flops, latencies_ms, onnx_accuracy
+    from seehear.deploy.onnx import example_input, export_onnx
     from seehear.deploy.prune import count_parameters
 
     x1 = example_input(src.meta["input"], batch=1, seed=9)

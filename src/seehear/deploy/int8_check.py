@@ -137,7 +137,7 @@ def export_int8(run_dir: str | Path, calibration_data: str | Path, out: str | Pa
                    f"inputs (needs {100 * min_agreement:.1f}%), even with {len(attempts[-1]['fp32_nodes'])} of "
                    f"{len(nodes)} layers in fp32" if best else f"the model has no layer int8 can replace")
             raise Int8Refused(f"int8 model not written ({cpu['isa']}, reduce_range={reduce_range}): {why}; "
-                              f"deploy {fp32} instead")
+                              f"deploy the fp32 {fp32.name} instead")
         chosen = attempts[-1]
         info = {"calibration_examples": int(len(x_cal)), "check_examples": int(len(x_chk)), "skipped": skipped,
                 "top1_agreement_with_fp32": chosen["agreement"],

@@ -44,6 +44,8 @@ def prune_channels(model: nn.Module, ratio: float, example: torch.Tensor) -> nn.
         pruner = tp.pruner.MetaPruner(backbone, feats, importance=tp.importance.GroupMagnitudeImportance(p=2),
                                       pruning_ratio=ratio, ignored_layers=ignored, round_to=_round_to(backbone))
         pruner.step()
+        with torch.no_grad():  # a reshape torch-pruning could not trace (conv -> LSTM, say) shows up here
+            model(example.float() / 32767.0 if example.dtype == torch.int16 else example)
     except Exception as e:  # a layer type torch-pruning cannot trace is a limitation to report, not a crash
         raise SeehearError(f"model {type(backbone).__name__} could not be channel-pruned: {type(e).__name__}: "
                            f"{str(e).splitlines()[0][:200]}") from None

@@ -29,6 +29,7 @@ CALIBRATION_BATCH = 32
 STATIC_OPS = ("Conv", "MatMul", "Gemm")
 RECURRENT_OPS = ("LSTM", "GRU")  # always dynamic: ORT's static (QDQ) quantizer has no recurrent operators
 METHODS = ("minmax", "percentile", "entropy")
+FRONTEND = "/frontend/"  # node-name prefix of the Recognizer's front end in the exported graph: always fp32
 
 
 def preprocess(onnx_path: str | Path, out: str | Path) -> Path:
@@ -47,13 +48,16 @@ def preprocess(onnx_path: str | Path, out: str | Path) -> Path:
 
 
 def quantizable_nodes(onnx_path: str | Path) -> list[tuple[str, str]]:
-    """(name, op_type) of the layers int8 can replace, in graph (topological) order: stem first, classifier last."""
+    """(name, op_type) of the backbone layers int8 can replace, in graph (topological) order: stem first,
+    classifier last. The front end is not among them: it stays float."""
     import onnx
 
     g = onnx.load(str(onnx_path)).graph
     weights = {t.name for t in g.initializer}
     out = []
     for n in g.node:
+        if n.name.startswith(FRONTEND):  # the STFT-as-convolution of the log-mel front end reads raw samples
+            continue
         if n.op_type in RECURRENT_OPS or (n.op_type in STATIC_OPS and any(i in weights for i in n.input[1:2])):
             out.append((n.name, n.op_type))
     return out
