@@ -13,6 +13,8 @@ def add_commands(sub) -> None:
                                                   "fp32 on held-out inputs")
     p.add_argument("--distill-from", metavar="TEACHER_RUN", help="fine-tune by distilling from this run's model "
                                                                  "(same labels)")
+    p.add_argument("--no-distill", action="store_true", help="with --prune and no --distill-from: fine-tune on the "
+                                                             "labels alone (default: distill from the unpruned model)")
     p.add_argument("--data", help="labelled data to measure accuracy on (default: the run's held-out split)")
     p.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (default 4)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if an earlier `seehear compress` wrote it")
@@ -23,7 +25,7 @@ def _cmd_compress(a) -> int:
     from seehear.deploy.compress import compress
 
     c = compress(a.run, a.out, prune=a.prune, int8=a.int8, distill_from=a.distill_from, data=a.data,
-                 epochs=a.epochs, overwrite=a.overwrite)
+                 distill=not a.no_distill, epochs=a.epochs, overwrite=a.overwrite)
     print(f"{'model':16s} {'params':>9s} {'ONNX KB':>8s} {'MFLOPs':>8s} {'ms (b=1)':>9s} {'accuracy':>9s}")
     for r in c["table"]:
         print(f"{r['model']:16s} {r['parameters']:9d} {r['onnx_kb']:8.1f} {r['mflops']:8.2f} "

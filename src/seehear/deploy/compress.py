@@ -49,12 +49,12 @@ def _onnx_input(x):
 
 
 def compress(run: str | Path, out: str | Path, *, prune: float | None = None, int8: str | Path | bool | None = None,
-             distill_from: str | Path | None = None, data: str | Path | None = None,
-             epochs: int = FINETUNE_EPOCHS, overwrite: bool = False, progress: bool = False) -> dict:
+             distill_from: str | Path | None = None, data: str | Path | None = None, distill: bool = True,
+             epochs: int = FINETUNE_EPOCHS, overwrite: bool = False) -> dict:
     """Write a compressed copy of RUN to OUT and return its compress.json.
 
     `prune`: fraction of channels to remove, then fine-tune (distilling from the unpruned model unless a teacher
-    is named); `distill_from`: a teacher run with the same labels to distill from (without `prune`, the run's own
+    is named, or on the hard labels alone with distill=False); `distill_from`: a teacher run with the same labels to distill from (without `prune`, the run's own
     model is the student); `int8`: calibration data for a checked int8 ONNX copy (True: the run's data source);
     `data`: labelled data to measure accuracy on (default: the run's held-out split)."""
     import torch
@@ -73,7 +73,7 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
     if prune is None and int8 in (None, False) and distill_from is None:
         raise SeehearError("nothing to do: give --prune FRACTION, --int8 DATA and/or --distill-from TEACHER_RUN")
     # Pruning without a named teacher distills from the unpruned model itself: it knows more than the labels do.
-    teacher = load_run(distill_from) if distill_from else (load_run(run) if prune is not None else None)
+    teacher = load_run(distill_from) if distill_from else (load_run(run) if prune is not None and distill else None)
     if teacher is not None and teacher.labels != src.labels:
         raise SeehearError(f"teacher {distill_from} has labels {teacher.labels[:5]}..., the run {run} has "
                            f"{src.labels[:5]}...: distillation needs the same labels in the same order")
