@@ -23,7 +23,7 @@ def parse_duration(text: str) -> float:
 
 
 # Modules that add their own subcommands (add_commands(subparsers)); each keeps its parsing beside its code.
-COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli"]
+COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli", "seehear.deploy.cli"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="file to write (default RUN/model.onnx, or RUN/model.int8.onnx with --int8)")
     ex.add_argument("--int8", metavar="DATA", help="also write an int8 copy, calibrated on inputs from DATA (e.g. "
                                                    "the training folder); reports its agreement with fp32")
+    ex.add_argument("--min-agreement", type=float, default=0.99, help="with --int8: refuse (write nothing) unless "
+                    "int8 top-1 agrees with fp32 on this fraction of held-out inputs (default 0.99)")
 
     md = sub.add_parser("models", help="list the registered models")
     md.add_argument("--modality", choices=["image", "audio"])
@@ -152,9 +154,10 @@ def _cmd_export(a) -> int:
     if a.int8:
         from seehear.deploy.quantize import export_int8
 
-        path, info = export_int8(a.run, a.int8, a.out)
+        path, info = export_int8(a.run, a.int8, a.out, min_agreement=a.min_agreement)
         print(f"written {path}: int8, calibrated on {info['calibration_examples']} inputs from {a.int8}; its top-1 "
-              f"prediction agrees with fp32 on {100 * info['top1_agreement_with_fp32']:.1f}% of them")
+              f"prediction agrees with fp32 on {100 * info['top1_agreement_with_fp32']:.1f}% of "
+              f"{info['check_examples']} held-out inputs ({len(info['fp32_nodes'])} layers kept fp32)")
         return 0
     path = export_onnx(a.run, a.out)
     print(f"written {path} (labels and input spec in {path.with_suffix('.json')})")

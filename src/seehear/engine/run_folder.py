@@ -123,6 +123,23 @@ def save_model(run_dir: Path, model: Recognizer) -> None:
     save_weights(model.state_dict(), run_dir / "model.safetensors", metadata={"format": str(FORMAT)})
 
 
+def resize_to(model: torch.nn.Module, shapes: dict) -> None:
+    """Give `model` the tensor shapes and layer size attributes recorded in meta.json["shapes"] (by
+    seehear.deploy.prune.shape_record), so that a pruned model's weights load into it."""
+    for name, shape in shapes.get("tensor_shapes", {}).items():
+        owner, _, attr = name.rpartition(".")
+        mod = model.get_submodule(owner)
+        cur = getattr(mod, attr, None)
+        if isinstance(cur, torch.Tensor) and list(cur.shape) != list(shape):
+            new = torch.empty(shape, dtype=cur.dtype)
+            setattr(mod, attr, torch.nn.Parameter(new, cur.requires_grad) if isinstance(cur, torch.nn.Parameter)
+                    else new)
+    for owner, attrs in shapes.get("module_attrs", {}).items():
+        mod = model.get_submodule(owner)
+        for k, v in attrs.items():
+            setattr(mod, k, int(v))
+
+
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -145,6 +162,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     # have moved since), so the model is built without it.
     cfg.model.pretrained = None
     model = build_recognizer(cfg, meta["labels"], meta["modality"], meta.get("norm_stats"))
+    if meta.get("shapes"):  # a pruned model (seehear compress): layers narrower than the registry builds
+        resize_to(model, meta["shapes"])
     state = load_weights(run_dir / "model.safetensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -181,6 +181,18 @@ def _per_group(m: dict) -> str:
     return _table(["group", "accuracy", "n"], rows, numeric={1, 2}) + more
 
 
+def _compression(c) -> str:
+    """The table `seehear compress` leaves in compress.json: what each form of the model costs and scores."""
+    if not isinstance(c, dict) or not isinstance(c.get("table"), list):
+        return ""
+    cols = [("model", "model"), ("parameters", "parameters"), ("weights (KB)", "weights_kb"),
+            ("ONNX (KB)", "onnx_kb"), ("MFLOPs", "mflops"), ("batch-1 latency (ms)", "latency_ms_batch1"),
+            ("held-out accuracy", "accuracy")]
+    rows = [[r.get(k, "—") for _, k in cols] for r in c["table"] if isinstance(r, dict)]
+    note = f'<p class="sub">{escape(str(c["note"]))}</p>' if c.get("note") else ""
+    return _table([h for h, _ in cols], rows, numeric=set(range(1, len(cols)))) + note
+
+
 def _skipped(skipped) -> str:
     if skipped is None:
         return ""
@@ -213,6 +225,7 @@ def write_report(run_dir) -> Path:
     for png in sorted(run.glob("*.png")):
         if png.name not in known:
             sections.append((png.stem.replace("_", " ").capitalize(), _img(png)))
+    sections.append(("Compression", _compression(_load_json(run / "compress.json"))))
     sections.append(("Skipped files", _skipped(skipped)))
     config = run / "config.yaml"
     if config.is_file():
