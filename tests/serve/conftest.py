@@ -104,7 +104,8 @@ def image_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def stream_run(tmp_path_factory):
-    """A streaming transcriber (lstm_ctc_stream, one small layer) on espeak-ng digit sentences."""
+    """A streaming transcriber (lstm_ctc_stream, one small layer) on espeak-ng digit sentences: ~15 s, enough
+    epochs that it says words (after two it says nothing, which would make text comparisons empty)."""
     import seehear
     from seehear.data.synth import make_spoken_sentences
 
@@ -112,7 +113,7 @@ def stream_run(tmp_path_factory):
     data = make_spoken_sentences(root / "sent", train=60, test=12, workers=1)
     out = root / "asr"
     seehear.train(str(data), str(out), overrides=["task=transcribe", "model.name=lstm_ctc_stream",
-                                                  "model.kwargs={hidden: 64, layers: 1}", "train.epochs=2",
-                                                  "train.threads=1", "data.workers=1", "transcribe.decoder=greedy"],
+                                                  "model.kwargs={hidden: 96, layers: 1}", "train.epochs=50",
+                                                  "train.lr=5e-3", "train.threads=1", "data.workers=1", "transcribe.decoder=greedy"],
                   progress=False)
     return out, data
