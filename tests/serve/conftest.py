@@ -117,3 +117,10 @@ def stream_run(tmp_path_factory):
                                                   "train.lr=5e-3", "train.threads=1", "data.workers=1", "transcribe.decoder=greedy"],
                   progress=False)
     return out, data
+
+
+@pytest.fixture(scope="session")
+def both_server(image_run, stream_run):
+    """One server with the image run and the streaming run (the stream tests and the page share it)."""
+    with serving([image_run[0], stream_run[0]]) as s:
+        yield s

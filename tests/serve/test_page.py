@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import serving
-
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def page_server(image_run, stream_run, tmp_path_factory):
+def page_server(both_server, stream_run, tmp_path_factory):
     """One server with both runs, and chromium whose microphone plays test sentences."""
     pytest.importorskip("playwright", reason="pip install playwright (in requirements.txt)")
     if not shutil.which("chromium"):
@@ -30,7 +28,8 @@ def page_server(image_run, stream_run, tmp_path_factory):
         parts += [AF.resample(torch.from_numpy(x), sr, 16000).numpy(), np.zeros(8000, np.float32)]
     mic = tmp_path_factory.mktemp("mic") / "mic.wav"
     sf.write(mic, np.concatenate(parts), 16000, subtype="PCM_16")
-    with serving([image_run[0], stream_run[0]]) as srv, sync_playwright() as p:
+    srv = both_server
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"])

@@ -67,14 +67,18 @@ def test_predict_multipart_and_raw_agree_and_are_right(server, image_run):
 
 
 def test_torch_engine_gives_the_same_answers(server, image_run):
+    """--engine torch (load_run(run).model) against the server's ONNX Runtime answers, on the same bytes."""
+    from seehear.serve.limits import Limits
+    from seehear.serve.models import Classifier
+
     run, data = image_run
-    f = sorted((data / "square").glob("*.png"))[0].read_bytes()
-    _, a = server.post(f"/v1/models/{run.name}/predict?top_k=3", f)
-    with serving([run], "--engine", "torch") as t:
-        _, b = t.post(f"/v1/models/{run.name}/predict?top_k=3", f)
-        assert t.get("/v1/models")[1]["models"][0]["engine"] == "torch"
-    assert a["label"] == b["label"]
-    assert all(abs(x["probability"] - y["probability"]) < 2e-3 for x, y in zip(a["top"], b["top"]))
+    torch_model = Classifier(run, "torch", Limits(), threads=1)
+    for f in sorted((data / "square").glob("*.png"))[:3]:
+        _, a = server.post(f"/v1/models/{run.name}/predict?top_k=3", f.read_bytes())
+        (p,) = torch_model.call([f.read_bytes()])
+        b = torch_model.top(p, 3)
+        assert a["top"][0]["label"] == b[0]["label"]
+        assert all(abs(x["probability"] - y["probability"]) < 2e-3 for x, y in zip(a["top"], b))
 
 
 def test_health_ready_metrics_docs(server, image_run):
@@ -163,34 +167,41 @@ def test_bad_routes_are_json_errors(server, image_run):
     assert s == 400
 
 
-def test_full_queue_answers_503_with_retry_after(image_run):
+@pytest.fixture(scope="module")
+def strict(image_run, tmp_path_factory):
+    """A server with an API key, a queue of one and no batching."""
+    key = tmp_path_factory.mktemp("key") / "key"
+    key.write_text("s3cret-key\n")
+    with serving([image_run[0]], "--api-key-file", str(key), "--max-queue", "1", "--max-batch", "1") as s:
+        yield s
+
+
+def test_full_queue_answers_503_with_retry_after(strict, image_run):
     run = image_run[0]
     slow = png(2500, 2500)  # a large flat image: cheap to send, tens of ms to decode and resize
-    with serving([run], "--max-queue", "1", "--max-batch", "1") as srv:
-        with ThreadPoolExecutor(24) as pool:
-            got = list(pool.map(lambda _: srv.request("POST", f"/v1/models/{run.name}/predict", slow), range(48)))
-        codes = [g[0] for g in got]
-        assert set(codes) <= {200, 503} and 503 in codes and 200 in codes
-        busy = next(g for g in got if g[0] == 503)
-        assert busy[1].get("retry-after") or busy[1].get("Retry-After")
-        assert "busy" in busy[2]["error"]
-        assert srv.post(f"/v1/models/{run.name}/predict", png(32, 32))[0] == 200  # and it still answers
+    key = {"X-API-Key": "s3cret-key"}
+    with ThreadPoolExecutor(24) as pool:
+        got = list(pool.map(lambda _: strict.request("POST", f"/v1/models/{run.name}/predict", slow, key),
+                            range(48)))
+    codes = [g[0] for g in got]
+    assert set(codes) <= {200, 503} and 503 in codes and 200 in codes
+    busy = next(g for g in got if g[0] == 503)
+    assert busy[1].get("retry-after") or busy[1].get("Retry-After")
+    assert "busy" in busy[2]["error"]
+    assert strict.post(f"/v1/models/{run.name}/predict", png(32, 32), headers=key)[0] == 200  # still answers
 
 
-def test_api_key_required_and_compared(image_run, tmp_path):
-    run = image_run[0]
-    key = tmp_path / "key"
-    key.write_text("s3cret-key\n")
-    with serving([run], "--api-key-file", str(key)) as srv:
-        path = f"/v1/models/{run.name}/predict"
-        assert srv.post(path, png(32, 32))[0] == 401
-        assert srv.post(path, png(32, 32), headers={"X-API-Key": "s3cret-kex"})[0] == 401
-        assert srv.post(path, png(32, 32), headers={"X-API-Key": "s3cret-key"})[0] == 200
-        assert srv.post(path, png(32, 32), headers={"Authorization": "Bearer s3cret-key"})[0] == 200
-        assert srv.get("/healthz")[0] == 200  # probes need no key
+def test_api_key_required_and_compared(strict, image_run, tmp_path, capsys):
+    from seehear.cli import main
+
+    path = f"/v1/models/{image_run[0].name}/predict"
+    assert strict.post(path, png(32, 32))[0] == 401
+    assert strict.post(path, png(32, 32), headers={"X-API-Key": "s3cret-kex"})[0] == 401
+    assert strict.post(path, png(32, 32), headers={"X-API-Key": "s3cret-key"})[0] == 200
+    assert strict.post(path, png(32, 32), headers={"Authorization": "Bearer s3cret-key"})[0] == 200
+    assert strict.get("/healthz")[0] == 200  # probes need no key
+    assert strict.get("/v1/models")[0] == 200 and strict.get("/v1/models")[1]["models"][0]["auth"] is True
     empty = tmp_path / "empty"
     empty.write_text("  \n")
-    from conftest import Server
-
-    with pytest.raises(RuntimeError, match="empty"):
-        Server([run], "--api-key-file", str(empty))
+    assert main(["serve", str(image_run[0]), "--api-key-file", str(empty)]) == 2  # an empty key is no open door
+    assert "is empty" in capsys.readouterr().err

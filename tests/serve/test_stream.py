@@ -11,16 +11,12 @@ import pytest
 import soundfile as sf
 import websockets
 
-from conftest import serving
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def asr(stream_run):
-    run, data = stream_run
-    with serving([run]) as s:
-        yield s, run, data
+def asr(both_server, stream_run):
+    return both_server, *stream_run
 
 
 def resampled(path, sr=16000) -> np.ndarray:
@@ -35,7 +31,7 @@ def test_transcribe_matches_in_process(asr):
     from seehear.tasks.transcribe import load
 
     s, run, data = asr
-    (m,) = s.get("/v1/models")[1]["models"]
+    m = next(m for m in s.get("/v1/models")[1]["models"] if m["name"] == run.name)
     assert m["task"] == "transcribe" and m["streaming"] and m["stream_format"]["sample_rate"] == 16000
     t = load(run)
     said = []

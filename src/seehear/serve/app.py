@@ -106,8 +106,9 @@ def create_app(runs, engine: str = "onnx", api_key: str | None = None, limits: L
         if m.task != "classify":
             raise HTTPError(400, f"{name} is a {m.task} model: POST to /v1/models/{name}/transcribe")
         p = await batchers[name].submit(await read_upload(request, limits), limits.request_timeout_s)
-        top = m.top(p, top_k)
-        return {"model": name, "label": top[0]["label"], "probability": top[0]["probability"], "top": top}
+        top = m.top(p, top_k)  # a JSONResponse as is: no response-model encoding on the hot path
+        return JSONResponse({"model": name, "label": top[0]["label"], "probability": top[0]["probability"],
+                             "top": top})
 
     @app.post("/v1/models/{name}/transcribe", openapi_extra=UPLOAD)
     async def transcribe(name: str, request: Request):

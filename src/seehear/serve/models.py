@@ -17,11 +17,13 @@ from seehear.serve.limits import (HTTPError, Limits, check_kind, clean_wave, dec
 
 
 def threads_for_machine() -> int:
-    """Threads for one model call: the cores this process may use (one batch runs at a time per model)."""
+    """Threads for one model call: the cores this process may use less one, which the event loop needs to read
+    the next requests while a batch runs (one batch runs at a time per model)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class Classifier:
