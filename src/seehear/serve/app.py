@@ -33,7 +33,7 @@ def create_app(runs, engine: str = "onnx", api_key: str | None = None, limits: L
 
     limits, metrics = limits or Limits(), Metrics()
     Image.MAX_IMAGE_PIXELS = limits.max_image_pixels  # Pillow's own bomb guard, at our limit (ours checks first)
-    threads = threads or threads_for_machine()
+    threads = threads or threads_for_machine(limits.workers)
     served = {}
     for run in runs:
         m = load_model(run, engine, limits, threads)
@@ -41,7 +41,8 @@ def create_app(runs, engine: str = "onnx", api_key: str | None = None, limits: L
             raise ConfigError(f"two runs are named {m.run_dir.name}: serve folders with different names")
         served[m.run_dir.name] = m
     batchers = {n: Batcher(n, m.call, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms,
-                           max_queue=limits.max_queue, metrics=metrics) for n, m in served.items()}
+                           max_queue=limits.max_queue, workers=limits.workers, metrics=metrics)
+                for n, m in served.items()}
     streams: dict[str, int] = {}
 
     @asynccontextmanager

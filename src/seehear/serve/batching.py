@@ -17,21 +17,25 @@ class Batcher:
     """fn(list of items) -> list of results, one per item (an Exception instance for an item that failed)."""
 
     def __init__(self, name: str, fn: Callable[[list], list], *, max_batch: int, max_wait_ms: float, max_queue: int,
-                 metrics=None):
+                 workers: int = 1, metrics=None):
         self.name, self.fn, self.metrics = name, fn, metrics
         self.max_batch, self.max_wait, self.max_queue = max(1, max_batch), max_wait_ms / 1000, max(1, max_queue)
+        self.workers = max(1, workers)  # batches in flight at once (each in its own thread)
         self.queue: asyncio.Queue | None = None
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{name}")
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix=f"batch-{name}")
         self.task: asyncio.Task | None = None
+        self.inflight: set[asyncio.Task] = set()
 
     def start(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.max_queue)
+        self.free = asyncio.Semaphore(self.workers)
         self.task = asyncio.get_running_loop().create_task(self._collect())
 
     async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        for t in [self.task, *self.inflight]:
+            if t:
+                t.cancel()
+        await asyncio.gather(*(t for t in [self.task, *self.inflight] if t), return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -60,6 +64,7 @@ class Batcher:
     async def _collect(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self.free.acquire()  # while every worker is busy, requests gather in the queue: bigger batches
             batch = [await self.queue.get()]
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch:
@@ -76,14 +81,23 @@ class Batcher:
             self._gauge()
             batch = [(x, f) for x, f in batch if not f.done()]  # timed-out callers are gone: skip their work
             if not batch:
+                self.free.release()
                 continue
-            try:
-                results = await loop.run_in_executor(self.executor, self._call, [x for x, _ in batch])
-            except Exception as e:  # noqa: BLE001 - a bug in the model call must not stop the collector
-                results = [e] * len(batch)
-            for (_, f), r in zip(batch, results):
-                if not f.done():
-                    f.set_result(r)
+            t = loop.create_task(self._run(batch))
+            self.inflight.add(t)
+            t.add_done_callback(self.inflight.discard)
+
+    async def _run(self, batch: list) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, self._call,
+                                                                       [x for x, _ in batch])
+        except Exception as e:  # noqa: BLE001 - a bug in the model call must not stop the collector
+            results = [e] * len(batch)
+        finally:
+            self.free.release()
+        for (_, f), r in zip(batch, results):
+            if not f.done():
+                f.set_result(r)
 
     def _call(self, items: list) -> list:
         import time

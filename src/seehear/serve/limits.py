@@ -21,6 +21,7 @@ class Limits:
     max_queue: int = 256  # items waiting for the model, per model; beyond it: 503 with Retry-After
     max_batch: int = 32
     max_wait_ms: float = 2.0
+    workers: int = 2  # batches in flight per model, each in its own thread (one decodes while one runs)
     max_streams: int = 8  # open WebSocket streams, per model
     max_stream_seconds: float = 600.0  # audio one stream may send
     max_chunk_bytes: int = 256 * 1024  # one WebSocket message

@@ -16,14 +16,14 @@ from seehear.serve.limits import (HTTPError, Limits, check_kind, clean_wave, dec
                                   refusal)
 
 
-def threads_for_machine() -> int:
-    """Threads for one model call: the cores this process may use less one, which the event loop needs to read
-    the next requests while a batch runs (one batch runs at a time per model)."""
+def threads_for_machine(workers: int = 1) -> int:
+    """Threads for one model call: the cores this process may use less one (the event loop needs it to read the
+    next requests while batches run), shared among the batches that run at once."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, (cores - 1) // max(1, workers))
 
 
 class Classifier:
