@@ -20,9 +20,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e . $(QUIET_PIP)
 	@touch $@
 
-# Debian packages: espeak-ng synthesizes speech for the demo and tests; sox for audio tools.
+# Debian packages: espeak-ng synthesizes speech for the demo and tests; sox for audio tools; chromium for the
+# serve page's browser test (driven by Playwright; Playwright's own browser download is not used).
 sysdeps:
-	@bash scripts/sysdeps.sh espeak-ng sox
+	@bash scripts/sysdeps.sh espeak-ng sox chromium
 
 demo: setup sysdeps
 	$(VENV)/bin/seehear demo --out demo-runs

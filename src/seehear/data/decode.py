@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import math
 import os
 import struct
@@ -40,6 +41,18 @@ def decode_image(record, *, size: int, channels: int, resize: str, max_pixels: i
         im = _to_mode(Image.fromarray(arr), channels)
     else:
         im = _open_image(record.path, size, channels, max_pixels)
+    return _fit(im, size, resize)
+
+
+def decode_image_bytes(data: bytes, *, size: int, channels: int, resize: str, max_pixels: int,
+                       name: str = "upload") -> torch.Tensor:
+    """decode_image for a file held in memory (an upload): the same checks, nothing touches the file system."""
+    if resize not in ("stretch", "pad", "crop"):
+        raise ConfigError(f"image.resize {resize!r} is not one of stretch, pad, crop")
+    return _fit(_open_image(io.BytesIO(data), size, channels, max_pixels, name=name), size, resize)
+
+
+def _fit(im: Image.Image, size: int, resize: str) -> torch.Tensor:
     if resize == "stretch":
         im = im.resize((size, size), Image.Resampling.BILINEAR) if im.size != (size, size) else im
     elif resize == "pad":
@@ -51,14 +64,16 @@ def decode_image(record, *, size: int, channels: int, resize: str, max_pixels: i
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
-def _open_image(path: str, size: int, channels: int, max_pixels: int) -> Image.Image:
+def _open_image(path, size: int, channels: int, max_pixels: int, name: str | None = None) -> Image.Image:
+    """path: a file name or a binary file object (then `name` is what errors call it)."""
+    name = path if name is None else name
     if max_pixels and (Image.MAX_IMAGE_PIXELS or 0) * 2 < max_pixels:  # let genuine big images through Pillow
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with Image.open(path) as im:  # reads the header only
             w, h = im.size
             if max_pixels and w * h > max_pixels:
-                raise CorruptFileError(path, f"image is {w}x{h} = {w * h:,} pixels, over data.max_image_pixels="
+                raise CorruptFileError(name, f"image is {w}x{h} = {w * h:,} pixels, over data.max_image_pixels="
                                              f"{max_pixels:,} (a likely decompression bomb); raise the limit if "
                                              f"it is genuine")
             if im.format == "JPEG":  # DCT-domain downscale: big photos decode many times faster
@@ -69,13 +84,13 @@ def _open_image(path: str, size: int, channels: int, max_pixels: int) -> Image.I
     except CorruptFileError:
         raise
     except FileNotFoundError:
-        raise CorruptFileError(path, "file not found") from None
+        raise CorruptFileError(name, "file not found") from None
     except Image.DecompressionBombError as e:
-        raise CorruptFileError(path, f"refused as a decompression bomb ({e})") from None
+        raise CorruptFileError(name, f"refused as a decompression bomb ({e})") from None
     except UnidentifiedImageError:
-        raise CorruptFileError(path, "not an image Pillow can read (wrong extension or damaged file)") from None
+        raise CorruptFileError(name, "not an image Pillow can read (wrong extension or damaged file)") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, EOFError... on bad data
-        raise CorruptFileError(path, f"damaged image: {type(e).__name__}: {e}") from None
+        raise CorruptFileError(name, f"damaged image: {type(e).__name__}: {e}") from None
 
 
 def _to_mode(im: Image.Image, channels: int) -> Image.Image:
@@ -203,8 +218,21 @@ def decode_audio(record, *, sample_rate: int, num_samples: int | None, crop: str
     """float32 [num_samples] (or the whole file when None): mono, resampled, cropped (center|start|energy), padded."""
     if crop not in ("center", "start", "energy"):
         raise ConfigError(f"audio.crop {crop!r} is not one of center, start, energy")
-    path = record.path
-    x, sr = _read_audio(path, sample_rate, num_samples, crop)
+    x, sr = _read_audio(record.path, sample_rate, num_samples, crop)
+    return _to_wave(x, sr, sample_rate, num_samples, crop)
+
+
+def decode_audio_bytes(data: bytes, *, sample_rate: int, num_samples: int | None, crop: str,
+                       max_seconds: float | None = None, name: str = "upload") -> torch.Tensor:
+    """decode_audio for a file held in memory (an upload). A file longer than max_seconds (from its header) is
+    refused before any sample is read."""
+    if crop not in ("center", "start", "energy"):
+        raise ConfigError(f"audio.crop {crop!r} is not one of center, start, energy")
+    x, sr = _read_audio(io.BytesIO(data), sample_rate, num_samples, crop, max_seconds=max_seconds, name=name)
+    return _to_wave(x, sr, sample_rate, num_samples, crop)
+
+
+def _to_wave(x: np.ndarray, sr: int, sample_rate: int, num_samples: int | None, crop: str) -> torch.Tensor:
     w = torch.from_numpy(np.nan_to_num(x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]))
     if sr != sample_rate:
         w = AF.resample(w, sr, sample_rate)
@@ -213,13 +241,18 @@ def decode_audio(record, *, sample_rate: int, num_samples: int | None, crop: str
     return _crop_pad(w, num_samples, crop)
 
 
-def _read_audio(path: str, sample_rate: int, num_samples: int | None, crop: str):
-    """Read [frames, channels] float32; for start/center crops of long files read only the window needed."""
+def _read_audio(path, sample_rate: int, num_samples: int | None, crop: str, max_seconds: float | None = None,
+                name: str | None = None):
+    """Read [frames, channels] float32; for start/center crops of long files read only the window needed.
+    path: a file name or a binary file object (then `name` is what errors call it)."""
+    name = path if name is None else name
     try:
         with sf.SoundFile(path) as f:
             sr, total = f.samplerate, f.frames
             if total <= 0:
-                raise CorruptFileError(path, "file holds no samples (zero length)")
+                raise CorruptFileError(name, "file holds no samples (zero length)")
+            if max_seconds is not None and total > max_seconds * sr:
+                raise CorruptFileError(name, f"audio is {total / sr:.1f} s long, over the limit of {max_seconds:g} s")
             need = None if num_samples is None else math.ceil(num_samples * sr / sample_rate) + 2 * 64
             if need is not None and crop != "energy" and total > 2 * need and f.seekable():
                 f.seek(0 if crop == "start" else (total - need) // 2)
@@ -229,9 +262,11 @@ def _read_audio(path: str, sample_rate: int, num_samples: int | None, crop: str)
     except CorruptFileError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
+        if not isinstance(path, str):
+            raise CorruptFileError(name, f"not readable audio: {e}") from None
         raise audio_error(path, e) from None
     if len(x) == 0:
-        raise CorruptFileError(path, "file holds no samples (truncated?)")
+        raise CorruptFileError(name, "file holds no samples (truncated?)")
     return x, sr
 
 
