@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for name in ("transcribe", "speakers"):  # each task's own commands live beside it (seehear/tasks/*_cli.py)
         importlib.import_module(f"seehear.tasks.{name}_cli").add_commands(sub)
+    importlib.import_module("seehear.trust.cli").add_commands(sub)  # explain, report
 
     dm = sub.add_parser("demo", help="train and evaluate two recognizers on generated data (about 3 minutes)")
     dm.add_argument("--out", default="demo-runs")
