@@ -1,9 +1,11 @@
 """How faithful an attribution is: deletion and insertion curves (Petsiuk et al. 2018, RISE). Positions are
-removed (set to the feature baseline 0: the data mean for normalised pixels, the band mean for normalised
-spectrograms) in the order the map ranks them; the target probability should fall fast (low deletion AUC).
-Inserting them in that order into a heavily blurred copy (RISE's insertion start: a blank input is far from
-anything the model saw) should raise it fast (high insertion AUC). Each is compared with
-a random ranking of the same positions: deletion ratio < 1 and insertion ratio > 1 mean the map beats chance."""
+replaced, in the order the map ranks them, by a heavily blurred copy of the input (box blur over a quarter of
+each side): the target probability should fall fast (low deletion AUC). Inserting them in that order into the
+blurred copy should raise it fast (high insertion AUC). A blurred reference rather than a constant: setting a
+region to the data mean keeps its silhouette, which a shape classifier still reads, so a map that finds the
+object would look unfaithful. Each curve is compared with a random ranking of blocks (an 8 x 8 grid, the
+granularity of a Grad-CAM map; scattered random pixels would wreck an image far faster than any region):
+deletion ratio < 1 and insertion ratio > 1 mean the map beats chance."""
 from __future__ import annotations
 
 import torch
@@ -25,7 +27,7 @@ def _curves(fn, f: torch.Tensor, target: torch.Tensor, maps: torch.Tensor, steps
         top = torch.zeros(b, hw, dtype=torch.bool)
         top.scatter_(1, rank[:, :n], True)
         top = top.reshape(b, 1, *f.shape[-2:]).to(f.device)
-        for store, xin in ((dele, f.masked_fill(top, 0.0)), (ins, torch.where(top, f, blurred))):
+        for store, xin in ((dele, torch.where(top, blurred, f)), (ins, torch.where(top, f, blurred))):
             p = torch.softmax(fn(xin).float(), 1).gather(1, target[:, None].to(f.device))[:, 0]
             store.append(p.cpu())
     d, i = torch.stack(dele, 1), torch.stack(ins, 1)  # [B, steps + 1]
@@ -39,7 +41,9 @@ def deletion_insertion(model, x: torch.Tensor, target: torch.Tensor, maps: torch
     f = features_of(model, x)
     fn = backbone_fn(model)
     g = torch.Generator().manual_seed(seed)
-    rand = torch.rand(maps.shape, generator=g)
+    grid = torch.rand(len(maps), 1, 8, 8, generator=g)
+    rand = F.interpolate(grid, size=maps.shape[-2:], mode="nearest")[:, 0]
+    rand = rand + 1e-3 * torch.rand(rand.shape, generator=g) / 8  # ties within a block broken at random
     sums = {"deletion": 0.0, "insertion": 0.0, "deletion_random": 0.0, "insertion_random": 0.0}
     for i in range(0, len(f), batch_size):
         sl = slice(i, i + batch_size)
