@@ -66,3 +66,24 @@ def test_temperature_survives_save_and_load_and_old_runs_still_load(tmp_path, pa
     with torch.no_grad():
         assert torch.allclose(new.model(x) * 2.5, old.model(x), atol=1e-5)
     assert "temperature" not in json.dumps(list(new.model.state_dict()))
+
+
+def test_onnx_export_carries_the_temperature(tmp_path, patch_model):
+    from seehear.config import RunConfig
+    from seehear.deploy.onnx import export_onnx, onnx_session
+    from seehear.engine import run_folder as rf
+    from seehear.models.recognizer import input_spec
+
+    cfg = RunConfig.from_dict({"model": {"name": "small_cnn", "kwargs": {"width": 8}},
+                               "image": {"size": 32, "channels": 3}})
+    rf.write_meta(tmp_path, {"status": "done", "labels": patch_model.labels, "modality": "image",
+                             "config": cfg.to_dict(), "input": input_spec(cfg, "image"),
+                             "norm_stats": {"mean": [0.5] * 3, "std": [0.25] * 3},
+                             "calibration": {"temperature": 3.0}})
+    rf.save_model(tmp_path, patch_model)
+    path = export_onnx(tmp_path)
+    x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    got = onnx_session(path).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        raw = rf.load_run(tmp_path).model.logits(x)
+    assert torch.allclose(torch.from_numpy(got), raw / 3.0, atol=1e-4)
