@@ -211,7 +211,8 @@ def _trust(run: Path, t: dict) -> str:
         cards.append(("mean corruption accuracy", _pct(rob.get("mean_corruption_accuracy"))))
     if adv.get("results"):
         last = [r for r in adv["results"] if r["attack"] == "pgd"][-1]
-        cards.append((f"PGD accuracy at {adv['unit'].split('_')[0]} {last[adv['unit']]:g}", _pct(last["accuracy"])))
+        at = f"ε {last['eps_pixels']:g}/255" if "eps_pixels" in last else f"SNR {last.get('snr_db', 0):g} dB"
+        cards.append((f"PGD accuracy at {at}", _pct(last["accuracy"])))
     acc = fair.get("accuracy") or {}
     if acc.get("worst_group") is not None:
         cards.append((f"worst {fair.get('column')}: {acc['worst_group']} (gap {_pct(acc.get('gap'))})",

@@ -25,6 +25,8 @@ def add_commands(sub) -> None:
                                                             "(default: the data's group/speaker, if any)")
     rp.add_argument("--method", choices=["gradcam", "ig", "occlusion"], default="gradcam")
     rp.add_argument("--label-pattern")
+    rp.add_argument("--out", help="folder for trust.json and its PNGs (default: the run folder, whose report.html "
+                                  "then gets a Trust section)")
     rp.set_defaults(handler=_cmd_report)
 
 
@@ -46,7 +48,7 @@ def _cmd_report(a) -> int:
     from seehear.trust.report import trust_report
 
     t = trust_report(a.run, a.data, robustness=a.robustness, adversarial=a.adversarial,
-                     fairness_by=a.fairness_by, method=a.method, label_pattern=a.label_pattern)
+                     fairness_by=a.fairness_by, method=a.method, label_pattern=a.label_pattern, out=a.out)
     cal = t["calibration"]
     line = [f"accuracy {t['accuracy']:.2%} on {t['measured_on']} (n={t['n']})"]
     if "test" in cal:
@@ -61,5 +63,6 @@ def _cmd_report(a) -> int:
     if acc.get("worst_group") is not None:
         line.append(f"worst {t['fairness']['column']} {acc['worst_group']!r} {acc['worst']:.2%}")
     print("   ".join(line))
-    print(f"written {t['run']}/trust.json and the Trust section of {t['run']}/report.html")
+    where = a.out or t["run"]
+    print(f"written {where}/trust.json" + ("" if a.out else f" and the Trust section of {where}/report.html"))
     return 0

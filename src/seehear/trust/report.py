@@ -69,9 +69,10 @@ def _split(run_dir: Path, records, keep: list[int]) -> tuple[list[int], list[int
 
 
 def trust_report(run, data, *, robustness: bool = False, adversarial: bool = False, fairness_by: str | None = None,
-                 method: str = "gradcam", label_pattern: str | None = None, progress: bool = False,
+                 method: str = "gradcam", label_pattern: str | None = None, out=None, progress: bool = False,
                  seed: int = 0) -> dict:
-    """Measure and write RUN/trust.json, RUN/trust/*.png and report.html's Trust section; returns trust.json."""
+    """Measure and write OUT/trust.json and OUT/trust/*.png (OUT: the run folder unless given), and, in the run
+    folder, report.html with its Trust section; returns what trust.json holds."""
     require_gradients(run)
     loaded = load_run(run)
     run_dir = loaded.run_dir
@@ -97,7 +98,8 @@ def trust_report(run, data, *, robustness: bool = False, adversarial: bool = Fal
     if not test:
         raise DataError(f"nothing to measure in {data}: its examples are all in the run's training split")
     model = loaded.model.float()
-    out_dir = run_dir / "trust"
+    dest = Path(out) if out else run_dir
+    out_dir = dest / "trust"
     out: dict = {"run": str(run_dir), "data": str(Path(data).resolve()), "measured_on": what, "n": len(test),
                  "skipped": len(decoded.skipped), "modality": loaded.modality}
     xt, yt = decoded.x[test], y_all[test]
@@ -147,10 +149,11 @@ def trust_report(run, data, *, robustness: bool = False, adversarial: bool = Fal
     out["embeddings"] = _safe(lambda: _embeddings(model, xt, yt, pred, out_dir, seed))
     out["label_issues"] = _label_issues(yt, probs, [recs[i].key for i in test], xt, loaded, out_dir)
     out["seconds"] = round(time.time() - t0, 1)
-    write_json(run_dir / "trust.json", out)
-    from seehear.evaluation.report import write_report
+    write_json(dest / "trust.json", out)
+    if dest.resolve() == run_dir.resolve():
+        from seehear.evaluation.report import write_report
 
-    write_report(run_dir)
+        write_report(run_dir)
     return out
 
 
