@@ -169,6 +169,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if missing or unexpected:
         raise RunError(f"{run_dir}/model.safetensors does not fit the model in meta.json "
                        f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    model.temperature.fill_(float((meta.get("calibration") or {}).get("temperature", 1.0)))  # seehear.trust
     model.to(device).eval()
     return LoadedRun(run_dir, model, cfg, meta)
 

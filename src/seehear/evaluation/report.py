@@ -204,6 +204,61 @@ def _skipped(skipped) -> str:
             + _table(["file", "reason"], rows) + more)
 
 
+def _trust(run: Path, t: dict) -> str:
+    """trust.json (seehear.trust) at a glance: headline cards, then the pictures, then the tables."""
+    def img(name: str, heading: str = "") -> str:
+        f = run / "trust" / name
+        return (f"<h3>{escape(heading)}</h3>" if heading else "") + _img(f) if f.is_file() else ""
+
+    cal = t.get("calibration") or {}
+    test_cal = cal.get("test") or {}
+    rob, adv, fair = t.get("robustness") or {}, t.get("adversarial") or {}, t.get("fairness") or {}
+    faith = (t.get("explanations") or {}).get("faithfulness") or {}
+    cards = [("accuracy", _pct(t.get("accuracy")))]
+    if "ece_after" in test_cal:
+        cards.append((f"ECE before → after T = {_num(cal.get('temperature'), 2)}",
+                      f"{_num(test_cal.get('ece_before'))} → {_num(test_cal.get('ece_after'))}"))
+    if rob:
+        cards.append(("mean corruption accuracy", _pct(rob.get("mean_corruption_accuracy"))))
+    if adv.get("results"):
+        last = [r for r in adv["results"] if r["attack"] == "pgd"][-1]
+        at = f"ε {last['eps_pixels']:g}/255" if "eps_pixels" in last else f"SNR {last.get('snr_db', 0):g} dB"
+        cards.append((f"PGD accuracy at {at}", _pct(last["accuracy"])))
+    acc = fair.get("accuracy") or {}
+    if acc.get("worst_group") is not None:
+        cards.append((f"worst {fair.get('column')}: {acc['worst_group']} (gap {_pct(acc.get('gap'))})",
+                      _pct(acc.get("worst"))))
+    if faith.get("deletion_auc_vs_random") is not None:
+        cards.append(("deletion AUC vs random (lower: faithful)", _num(faith["deletion_auc_vs_random"], 2)))
+    parts = ['<div class="cards">' + "".join(
+        f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
+        for k, v in cards) + "</div>",
+        f'<p class="sub">measured on {escape(str(t.get("measured_on", "?")))}, n = {escape(str(t.get("n", "?")))}'
+        f"</p>"]
+    for note in (cal.get("skipped"), (t.get("explanations") or {}).get("note"), acc.get("note")):
+        if note:
+            parts.append(f'<p class="muted">{escape(str(note))}</p>')
+    parts.append(img("reliability_before_after.png", "Calibration before and after temperature scaling"))
+    parts.append(img("corruptions.png", "Accuracy under corruption") + img("adversarial.png", "Under attack"))
+    method = (t.get("explanations") or {}).get("method", "")
+    for name in ("most_confident", "least_confident", "worst_confusions"):
+        parts.append(img(f"explain_{name}.png", f"Where the model looks ({method}): {name.replace('_', ' ')}"))
+    if acc.get("per_group"):
+        rows = [[g, _pct(v.get("accuracy")), "–".join(_pct(c) for c in v["ci95"]) if "ci95" in v else "too few",
+                 v.get("n", "")] for g, v in sorted(acc["per_group"].items(), key=lambda kv: kv[1]["accuracy"])]
+        parts.append(f"<h3>Per {escape(str(fair.get('column')))}</h3>"
+                     + _table(["group", "accuracy", "95% interval", "n"], rows[:MAX_ROWS], numeric={1, 3}))
+    parts.append(img("embeddings_tsne.png", "Test embeddings (t-SNE)") + img("embeddings_pca.png", "(PCA)"))
+    issues = t.get("label_issues") or {}
+    if issues.get("listed"):
+        parts.append(f"<h3>Suspected label errors</h3><p class='muted'>{escape(issues.get('method', ''))}</p>"
+                     + img("label_issues.png") + _table(
+                         ["file", "given", "model says", "p(given)"],
+                         [[r["file"], r["given"], r["predicted"], _num(r["p_given"])] for r in issues["listed"]],
+                         numeric={3}))
+    return "".join(parts)
+
+
 def write_report(run_dir) -> Path:
     """Write run_dir/report.html from whatever the run folder holds; returns its path."""
     run = Path(run_dir)
@@ -218,6 +273,9 @@ def write_report(run_dir) -> Path:
     sections = [("Summary", _summary(meta, metrics, split, m))]
     if m:
         sections += [("Per-class results", _per_class(m)), ("Per-group results", _per_group(m))]
+    trust = _load_json(run / "trust.json")
+    if isinstance(trust, dict):
+        sections.append(("Trust", _trust(run, trust)))
     known = {name for name, _ in PLOTS}
     for name, heading in PLOTS:
         if (run / name).is_file():

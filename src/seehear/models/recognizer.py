@@ -26,6 +26,10 @@ class Recognizer(nn.Module):
         self.labels = list(labels)
         self.modality = modality
         self.tta = tta  # outside training, logits average views of the image in one batch (see forward)
+        # Temperature scaling (seehear.trust.calibration): logits / T everywhere, so predict, evaluate and the ONNX
+        # export agree. Not in the state dict: kept in meta.json ("calibration") and set by load_run, so runs
+        # written before it existed still load.
+        self.register_buffer("temperature", torch.ones(()), persistent=False)
 
     @property
     def views(self) -> int:
@@ -39,6 +43,10 @@ class Recognizer(nn.Module):
         return f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x) / self.temperature
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's logits before temperature scaling."""
         f = self.features(x)
         if self.tta == "none" or self.training or f.dim() != 4:
             return self.backbone(f)

@@ -112,7 +112,14 @@ class Classify(Task):
     def measure(self, p, cfg, out):
         from seehear.evaluation import compute_metrics, plot_confusion, plot_curves, plot_reliability
 
+        from seehear.trust.calibration import calibrate
+
         parts, records = p.state["parts"], p.state["records"]
+        # Temperature scaling on the validation split (Guo et al. 2017), before anything is measured: every
+        # probability seehear reports from now on, ONNX included, is calibrated. No validation split: skipped.
+        xva, yva, _ = parts["valid"]
+        cal = calibrate(p.model, xva if len(yva) else None, yva if len(yva) else None, precision=cfg.train.precision)
+        p.state["calibration"] = cal if "skipped" in cal else {**cal, "fitted_on": "valid"}
         split = "test" if len(parts["test"][1]) else "valid"
         xe, ye, ie = parts[split]
         metrics: dict = {}
@@ -120,6 +127,7 @@ class Classify(Task):
             probs = predict_probs(p.model, xe, precision=cfg.train.precision).numpy()
             groups = [records[i].group for i in ie] if any(records[i].group for i in ie) else None
             metrics[split] = compute_metrics(ye.numpy(), probs, p.model.labels, groups)
+            metrics[split]["calibration"] = p.state["calibration"]
             plot_confusion(metrics[split], out / "confusion.png")
             plot_reliability(probs, ye.numpy(), out / "reliability.png")
         metrics["leakage"] = [list(x) for x in p.state["leaks"][:50]]
@@ -127,6 +135,9 @@ class Classify(Task):
         if csv.is_file():
             plot_curves(csv, out / "curves.png")
         return split, metrics
+
+    def finished(self, p, metrics):
+        return {"calibration": p.state.get("calibration")}
 
 
 # --- using a trained run ---------------------------------------------------------------------------------------------
