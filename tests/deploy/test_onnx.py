@@ -73,8 +73,9 @@ def test_flip_translate_tta_is_six_weighted_views_and_exports(shapes_dir, tmp_pa
         one = lambda v: model.backbone(v)
         pair = lambda v: 0.5 * (one(v) + one(v.flip(-1)))
         want = 0.5 * pair(f) + 0.25 * (pair(p[..., :-2, :-2]) + pair(p[..., 2:, 2:]))
-        got = model(x)
+        got = model.logits(x)  # before the run's calibration temperature
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(model(x), want / model.temperature, atol=1e-4, rtol=1e-4)
     # predict_probs feeds 6x fewer images per batch (memory bounded by views), with the same answer
     from seehear.engine.trainer import predict_probs
 
@@ -84,10 +85,10 @@ def test_flip_translate_tta_is_six_weighted_views_and_exports(shapes_dir, tmp_pa
     probs = predict_probs(model, x, batch_size=12, precision="32")
     hook.remove()
     assert sizes == [12, 12, 6]  # 2 + 2 + 1 images, 6 views each
-    torch.testing.assert_close(probs, torch.softmax(got, 1), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(probs, torch.softmax(got / model.temperature, 1), atol=1e-4, rtol=1e-4)
     with torch.no_grad():
         model.tta = "flip"
-        assert not torch.allclose(model(x), got, atol=1e-4), "the shifted views change the answer"
+        assert not torch.allclose(model.logits(x), got, atol=1e-4), "the shifted views change the answer"
     fp32 = export_onnx(r.run_dir)  # checks ORT against PyTorch itself, with the 6 views inside the graph
     assert onnx_session(fp32).run(None, {"input": x.numpy()})[0].shape == (5, 3)
 

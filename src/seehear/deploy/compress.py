@@ -48,6 +48,19 @@ def _onnx_input(x):
     return (x.float() / 32767.0 if x.dtype == torch.int16 else x).numpy()
 
 
+def _recalibrate(src, model) -> dict:
+    """Temperature scaling of the fine-tuned model on the run's validation split (as at the end of training)."""
+    from seehear.deploy.distill import load_split
+    from seehear.trust.calibration import calibrate
+
+    model.temperature.fill_(1.0)
+    try:
+        valid = load_split(src, "valid")
+    except RunError:
+        return calibrate(model, None, None)  # says why it was skipped
+    return {**calibrate(model, valid.x, valid.y), "fitted_on": "valid"}
+
+
 def compress(run: str | Path, out: str | Path, *, prune: float | None = None, int8: str | Path | bool | None = None,
              distill_from: str | Path | None = None, data: str | Path | None = None, distill: bool = True,
              epochs: int = FINETUNE_EPOCHS, overwrite: bool = False) -> dict:
@@ -95,6 +108,7 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
         if teacher:
             done["finetune"].update(kl_to_teacher_before=kl_before,
                                     kl_to_teacher_after=distill.kl_to_teacher(model, teacher.model, test.x))
+        calibration = _recalibrate(src, model)  # new weights: the old temperature no longer fits them
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -107,6 +121,8 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
         meta["model"] = {**meta.get("model", {}), "params": pruning.count_parameters(model)}
         if prune is not None:
             meta["shapes"] = pruning.shape_record(model)
+        if train is not None:
+            meta["calibration"] = calibration
         meta["compress"] = done
         write_meta(work, meta)
         loaded = load_run(work)  # what every other command will see: must be the model just made

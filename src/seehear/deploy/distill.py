@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from seehear.data.decode import pcm_to_float
+
 from seehear.errors import RunError
 
 MIN_STEPS = 60
@@ -49,7 +51,13 @@ def load_split(run, name: str) -> Split:
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 32767.0 if x.dtype == torch.int16 else x
+    return pcm_to_float(x) if x.dtype == torch.int16 else x
+
+
+def _raw(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits before the run's calibration temperature (a Recognizer's logits()): distillation softens them at its
+    own temperature, and a student being trained must not be scaled by the T fitted for its old weights."""
+    return model.logits(x) if hasattr(model, "logits") else model(x)
 
 
 def kd_loss(student_logits, teacher_logits, y, temperature: float = 4.0, alpha: float = 0.7) -> torch.Tensor:
@@ -63,7 +71,7 @@ def kd_loss(student_logits, teacher_logits, y, temperature: float = 4.0, alpha: 
 @torch.no_grad()
 def logits(model: nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(_float(x[i:i + batch])).float() for i in range(0, len(x), batch)])
+    return torch.cat([_raw(model, _float(x[i:i + batch])).float() for i in range(0, len(x), batch)])
 
 
 def kl_to_teacher(student, teacher, x: torch.Tensor, temperature: float = 4.0) -> float:
@@ -97,7 +105,7 @@ def finetune(student: nn.Module, data: Split, *, teacher: nn.Module | None = Non
             if len(idx) < 2:  # BatchNorm cannot train on a single example
                 continue
             xb, yb = _float(data.x[idx]), data.y[idx]
-            out = student(xb)
+            out = _raw(student, xb)
             if teacher is None:
                 loss = F.cross_entropy(out, yb)
             else:
@@ -114,4 +122,4 @@ def finetune(student: nn.Module, data: Split, *, teacher: nn.Module | None = Non
 
 @torch.no_grad()
 def _teacher_logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return teacher(x).float()
+    return _raw(teacher, x).float()
