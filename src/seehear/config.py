@@ -123,6 +123,7 @@ class TranscribeConfig:
     lm_text: Optional[str] = None  # extra text file (one sentence per line) for the language model
     lm_weight: float = 0.5
     word_score: float = 0.0
+    tune_decoding: bool = True  # choose lm_weight and word_score on the validation split after training
 
 
 @dataclass

@@ -210,6 +210,19 @@ def test_beam_search_with_the_lm_beats_greedy(run, sentences, tmp_path):
 
 
 @pytest.mark.slow
+def test_decoder_settings_are_tuned_on_the_validation_split(run):
+    from seehear.tasks.transcribe import load
+
+    out, res = run
+    dec = json.loads((out / "meta.json").read_text())["decoding"]
+    assert dec["utterances"] == res.meta["data"]["counts"]["valid"] > 0  # tuned on valid, never on test
+    assert dec["valid_wer"] <= dec["default_wer"] and len(dec["grid"]) == 24
+    t = load(out)
+    assert (t.settings["lm_weight"], t.settings["word_score"]) == (dec["tuned"]["lm_weight"],
+                                                                   dec["tuned"]["word_score"])
+
+
+@pytest.mark.slow
 def test_transcription_run_resumes(run, sentences, tmp_path):
     import shutil
 

@@ -27,20 +27,25 @@ class LoadedTranscriber:
     decoder_kind: str | None = None
 
     def __post_init__(self):
+        tc = self.cfg.transcribe
+        tuned = (self.meta.get("decoding") or {}).get("tuned") or {}
+        # the LM weight and word score tuned on the validation split at the end of training (if any)
+        self.settings = {**tc.__dict__, **tuned, **({"decoder": self.decoder_kind} if self.decoder_kind else {})}
+        self.decoder_name = self.settings["decoder"]
+        self.decoder = self.decoder_for(self.settings)
+
+    def decoder_for(self, settings: dict):
         from seehear.speech.decoding import build_decoder
 
-        tc = self.cfg.transcribe
-        if self.decoder_kind:
-            tc = type(tc)(**{**tc.__dict__, "decoder": self.decoder_kind})
-        self.decoder_name = tc.decoder
-        self.decoder = build_decoder(self.units, tc, self.run_dir, self.model.frame_seconds)
+        return build_decoder(self.units, type(self.cfg.transcribe)(**settings), self.run_dir,
+                             self.model.frame_seconds)
 
     @torch.inference_mode()
-    def recognize(self, waves: list[torch.Tensor], max_batch_samples: int = 16000 * 120) -> list:
-        """Hypotheses for whole waveforms (float or int16 1-D tensors), batched by length."""
+    def scores(self, waves: list[torch.Tensor], max_batch_samples: int = 16000 * 120):
+        """Unit log-probabilities of whole waveforms (float or int16 1-D tensors), batched by length: yields
+        (indices into waves, log_probs [B, T, V], lengths [B])."""
         self.model.eval()
         order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        out: list = [None] * len(waves)
         i = 0
         while i < len(order):
             longest = max(1, len(waves[order[i]]))
@@ -54,9 +59,15 @@ class LoadedTranscriber:
                 w = waves[r]
                 x[k, : len(w)] = pcm_to_float(w)
             log_probs, n = self.model(x, lens)
+            yield rows, log_probs, n
+            i = j
+
+    def recognize(self, waves: list[torch.Tensor], max_batch_samples: int = 16000 * 120) -> list:
+        """Hypotheses for whole waveforms, with the run's decoder."""
+        out: list = [None] * len(waves)
+        for rows, log_probs, n in self.scores(waves, max_batch_samples):
             for k, h in enumerate(self.decoder.decode(log_probs, n)):
                 out[rows[k]] = h
-            i = j
         return out
 
 

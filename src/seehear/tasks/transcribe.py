@@ -25,6 +25,7 @@ from seehear.errors import CorruptFileError, DataError
 from seehear.models.transcriber import build_transcriber
 from seehear.recipes import resolve
 from seehear.speech.recognize import LoadedTranscriber, load_transcriber
+from seehear.speech.tuning import tune_decoding
 from seehear.speech.units import learn_units, load_units, normalize_text
 from seehear.tasks.base import Prepared, Task
 
@@ -102,9 +103,19 @@ class Transcribe(Task):
         split = "test" if part.get("test") else "valid"
         rows = part.get(split, [])
         metrics: dict = {}
+        meta = read_json(out / "meta.json")
+        loaded = LoadedTranscriber(out, p.model, p.state["units"], cfg, meta)
+        tune_rows = part.get("valid", []) if split == "test" else []  # never tuned on what is measured
+        if not cfg.transcribe.tune_decoding:
+            p.state["decoding"] = {"skipped": "transcribe.tune_decoding is off"}
+        else:
+            p.state["decoding"] = tune_decoding(loaded, [waves.wave(i) for i in tune_rows],
+                                                [records[waves.keep[i]].transcript for i in tune_rows])
+        if "tuned" in p.state["decoding"]:
+            meta = {**meta, "decoding": p.state["decoding"]}
+            loaded = LoadedTranscriber(out, p.model, p.state["units"], cfg, meta)
         if rows:
             t0 = time.perf_counter()
-            loaded = LoadedTranscriber(out, p.model, p.state["units"], cfg, read_json(out / "meta.json"))
             hyps = loaded.recognize([waves.wave(i) for i in rows])
             seconds = float(waves.lengths[rows].sum()) / cfg.audio.sample_rate
             recs = [records[waves.keep[i]] for i in rows]
@@ -114,6 +125,9 @@ class Transcribe(Task):
                      unknown_characters=p.state["unknown"])
             metrics[split] = m
         return split, metrics
+
+    def finished(self, p, metrics):
+        return {"decoding": p.state.get("decoding")}
 
 
 TASK = Transcribe()
