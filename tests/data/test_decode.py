@@ -178,3 +178,29 @@ def test_bad_audio(tmp_path):
     (tmp_path / "cut.wav").write_bytes((tmp_path / "ok.wav").read_bytes()[: 44 + 2 * 1000])
     cut = aud(tmp_path / "cut.wav", n=4000, crop="start")
     assert cut[:900].abs().max() > 0.3 and cut[1100:].abs().max() == 0
+
+
+def test_bytes_variants_equal_the_file_ones(tmp_path):
+    """decode_image_bytes / decode_audio_bytes (uploads held in memory) give what decoding the same file gives."""
+    from seehear.data.decode import decode_audio_bytes, decode_image_bytes
+
+    rng = np.random.default_rng(0)
+    img = tmp_path / "a.png"
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(img)
+    for resize in ("stretch", "pad", "crop"):
+        want = decode_image(Record(str(img)), size=32, channels=1, resize=resize, max_pixels=10_000)
+        got = decode_image_bytes(img.read_bytes(), size=32, channels=1, resize=resize, max_pixels=10_000)
+        assert torch.equal(want, got)
+    with pytest.raises(CorruptFileError, match="upload.*pixels"):
+        decode_image_bytes(img.read_bytes(), size=32, channels=1, resize="stretch", max_pixels=1000)
+    with pytest.raises(CorruptFileError, match="upload"):
+        decode_image_bytes(img.read_bytes()[:60], size=32, channels=1, resize="stretch", max_pixels=10_000)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, (0.3 * rng.standard_normal((22050, 2))).astype(np.float32), 22050)
+    want = decode_audio(Record(str(wav)), sample_rate=16000, num_samples=8000, crop="energy")
+    got = decode_audio_bytes(wav.read_bytes(), sample_rate=16000, num_samples=8000, crop="energy", max_seconds=2)
+    assert torch.equal(want, got)
+    with pytest.raises(CorruptFileError, match="over the limit of 0.5 s"):  # from the header, before reading
+        decode_audio_bytes(wav.read_bytes(), sample_rate=16000, num_samples=None, crop="start", max_seconds=0.5)
+    with pytest.raises(CorruptFileError, match="upload: not readable audio"):
+        decode_audio_bytes(b"RIFF1234WAVEjunk", sample_rate=16000, num_samples=None, crop="start")

@@ -114,7 +114,8 @@ def stream_run(tmp_path_factory):
     out = root / "asr"
     seehear.train(str(data), str(out), overrides=["task=transcribe", "model.name=lstm_ctc_stream",
                                                   "model.kwargs={hidden: 96, layers: 1}", "train.epochs=50",
-                                                  "train.lr=5e-3", "train.threads=1", "data.workers=1", "transcribe.decoder=greedy"],
+                                                  "train.lr=5e-3", "train.threads=1", "data.workers=1",
+                                                  "transcribe.decoder=greedy"],
                   progress=False)
     return out, data
 

@@ -44,7 +44,7 @@ def wav(seconds: float = 0.5, sr: int = 16000) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(image_run):
-    with serving([image_run[0]], "--max-upload-mb", "1") as s:
+    with serving([image_run[0]], "--max-upload-mb", "1", "--timeout", "3") as s:
         yield s
 
 
@@ -205,3 +205,21 @@ def test_api_key_required_and_compared(strict, image_run, tmp_path, capsys):
     empty.write_text("  \n")
     assert main(["serve", str(image_run[0]), "--api-key-file", str(empty)]) == 2  # an empty key is no open door
     assert "is empty" in capsys.readouterr().err
+
+
+def test_a_body_that_never_arrives_is_408(server, image_run):
+    """A client that announces a body and sends only part of it is cut off after the request timeout (3 s)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+        sock.sendall(f"POST /v1/models/{image_run[0].name}/predict HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: 5000\r\n\r\n".encode() + b"\x89PNG\r\n\x1a\n")
+        answer = b""
+        while b"did not arrive" not in answer:  # headers and body may come in separate packets
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            answer += piece
+        answer = answer.decode("latin-1")
+    assert answer.startswith("HTTP/1.1 408") and "did not arrive" in answer
+    assert server.get("/healthz")[0] == 200

@@ -111,3 +111,22 @@ def test_websocket_refuses_bad_input(asr):
     assert "over" in msg["error"] and code == 1009
     msg, code = asyncio.run(go("?dtype=f32", "hello"))
     assert "not understood" in msg["error"] and code == 1003
+
+
+def test_websocket_needs_the_api_key_when_one_is_set(stream_run, tmp_path):
+    from conftest import serving
+
+    run = stream_run[0]
+    key = tmp_path / "key"
+    key.write_text("k3y")
+    with serving([run], "--api-key-file", str(key)) as s:
+        url = s.url.replace("http", "ws") + f"/v1/models/{run.name}/stream?dtype=s16"
+
+        async def hello(query: str):
+            async with websockets.connect(url + query) as ws:
+                return json.loads(await ws.recv())
+
+        with pytest.raises(websockets.exceptions.InvalidStatus):  # refused in the handshake
+            asyncio.run(hello("&key=wrong"))
+        assert asyncio.run(hello("&key=k3y"))["event"] == "ready"
+        assert s.post(f"/v1/models/{run.name}/transcribe", b"RIFF")[0] == 401

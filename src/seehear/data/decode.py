@@ -262,7 +262,7 @@ def _read_audio(path, sample_rate: int, num_samples: int | None, crop: str, max_
     except CorruptFileError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        if not isinstance(path, str):
+        if isinstance(path, io.IOBase):  # bytes in memory: no file to look at for a better reason
             raise CorruptFileError(name, f"not readable audio: {e}") from None
         raise audio_error(path, e) from None
     if len(x) == 0:

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from seehear.errors import ConfigError
@@ -32,13 +33,17 @@ def read_api_key(path) -> str:
 
 
 def run(runs, *, host: str = "127.0.0.1", port: int = 8000, engine: str = "onnx", api_key: str | None = None,
-        limits: Limits | None = None, log_level: str = "warning", **kw) -> None:
+        limits: Limits | None = None, log_level: str = "warning", max_connections: int = 1024, **kw) -> None:
     """Serve `runs` until interrupted. Binds loopback only unless another host is asked for."""
     import uvicorn
 
-    app = create_app(runs, engine=engine, api_key=api_key, limits=limits, **kw)
+    app = create_app(runs, engine=engine, api_key=api_key, limits=limits, **kw)  # bad run folders fail here
+    print(f"seehear: serving {', '.join(map(str, runs))} on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr,
+          flush=True)
+    # limit_concurrency: beyond that many open connections and tasks uvicorn answers 503 itself, so a flood of
+    # idle connections cannot grow memory without bound
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio", access_log=False,
-                timeout_keep_alive=30)
+                timeout_keep_alive=30, limit_concurrency=max_connections)
 
 
 __all__ = ["Limits", "create_app", "read_api_key", "run"]

@@ -35,8 +35,6 @@ def _cmd_serve(a) -> int:
     if a.host not in ("127.0.0.1", "localhost", "::1") and not key:
         print(f"seehear: serving on {a.host} without an API key: anyone who can reach it can use it",
               file=sys.stderr)
-    print(f"seehear: serving {', '.join(a.runs)} on http://{a.host}:{a.port}/ (Ctrl-C stops)", file=sys.stderr,
-          flush=True)
     run(a.runs, host=a.host, port=a.port, engine=a.engine, api_key=key, limits=limits, threads=a.threads,
         log_level=a.log_level)
     return 0

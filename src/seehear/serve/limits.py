@@ -122,7 +122,17 @@ def finite_or_refuse(probs: np.ndarray) -> np.ndarray:
 
 async def read_upload(request, limits: Limits) -> bytes:
     """The upload's bytes: the raw body, or the multipart field 'file' (or the first file field). The size limit
-    is checked from Content-Length and again while reading, so an oversized body is never held whole."""
+    is checked from Content-Length and again while reading, so an oversized body is never held whole; a body that
+    trickles in slower than the request timeout is refused (408), so slow clients cannot hold the server."""
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(_read_upload(request, limits), limits.request_timeout_s)
+    except asyncio.TimeoutError:
+        raise HTTPError(408, f"the upload did not arrive within {limits.request_timeout_s:g} s") from None
+
+
+async def _read_upload(request, limits: Limits) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_upload_bytes:
         raise HTTPError(413, f"upload of {int(declared):,} bytes is over the limit of {limits.max_upload_bytes:,}")

@@ -49,6 +49,8 @@ async def stream(ws: WebSocket, served, limits, metrics, api_key: str | None, op
         await _session(ws, s, sr, dtype, limits)
     except WebSocketDisconnect:
         pass
+    except asyncio.TimeoutError:  # a client that stops sending must not hold a stream slot for ever
+        await _refuse(ws, 1008, "no message for too long; the stream is closed")
     finally:
         open_streams[name] -= 1
         metrics.streams.labels(name).dec()
