@@ -23,7 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 # Debian packages: espeak-ng synthesizes speech for the demo and tests; sox for audio tools; chromium for the
 # serve page's browser test (driven by Playwright; Playwright's own browser download is not used).
 sysdeps:
-	@bash scripts/sysdeps.sh espeak-ng sox chromium
+	@bash scripts/sysdeps.sh espeak-ng sox chromium libportaudio2
 
 demo: setup sysdeps
 	$(VENV)/bin/seehear demo --out demo-runs

@@ -4,7 +4,10 @@
 # say so clearly.
 missing=()
 for pkg in "$@"; do
-  case "$pkg" in espeak-ng) bin=espeak-ng ;; sox) bin=sox ;; chromium) bin=chromium ;; *) bin=$pkg ;; esac
+  case "$pkg" in
+    lib*) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); continue ;;  # a library: ask dpkg, not PATH
+    *) bin=$pkg ;;
+  esac
   command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

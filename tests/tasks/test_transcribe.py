@@ -86,6 +86,7 @@ def test_long_file_is_cut_on_silence(run, sentences, tmp_path):
     t.cfg.transcribe.max_seconds = 5.0  # "far longer than any seen in training": cut on silence
     r = transcribe(out, [path], loaded=t)[0]
     assert len(r["segments"]) == 4 and abs(r["seconds"] - len(long) / 22050) < 0.01
+    assert r["notes"] == ["resampled from 22050 Hz to the model's 16000 Hz"]  # said, not silently done
     starts = [s["start"] for s in r["segments"]]
     assert starts == sorted(starts) and all(s["end"] > s["start"] for s in r["segments"])
 
@@ -265,3 +266,18 @@ def test_evaluate_and_predict_know_the_task(run, sentences, tmp_path, capsys):
     assert m["utterances"] == 12 and abs(m["cer"] - res.metrics["cer"]) < 1e-9  # same data, same model, same CER
     assert main(["predict", str(out), str(sorted((sentences / "test").glob("*.wav"))[0])]) == 2
     assert "seehear transcribe" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_microphone_missing_or_misused_is_one_line(stream_run, capsys):
+    import sounddevice as sd
+
+    has_input = any(d["max_input_channels"] > 0 for d in sd.query_devices())
+    assert main(["transcribe", str(stream_run), "x.wav", "--mic"]) == 2
+    assert "give no AUDIO files" in capsys.readouterr().err
+    assert main(["transcribe", str(stream_run)]) == 2
+    assert "give AUDIO files" in capsys.readouterr().err
+    if not has_input:  # this machine has no microphone: the user is told so in one line
+        assert main(["transcribe", str(stream_run), "--mic"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "no usable microphone" in err, err

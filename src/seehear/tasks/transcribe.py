@@ -180,7 +180,7 @@ def evaluate(run, data, *, out=None, decoder: str | None = None, progress: bool 
 def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None) -> list[dict]:
     """Transcripts of audio files, one dict each: file, text, segments (start, end, text, words), seconds,
     compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text."""
-    from seehear.speech.segments import audio_duration
+    from seehear.data.decode import audio_info
 
     t = loaded or load_transcriber(run, decoder)
     set_threads(t.cfg)
@@ -190,14 +190,20 @@ def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscr
     for path in paths:
         t0 = time.perf_counter()
         try:
-            seconds = audio_duration(path)
+            info = audio_info(path)
+            seconds = info["duration"]
             segments = list(_transcribe_segments(t, _pieces(path, seconds, sr, limit)))
         except CorruptFileError as e:
             results.append({"file": path, "error": str(e)})
             continue
-        results.append({"file": path, "text": " ".join(s["text"] for s in segments if s["text"]),
-                        "segments": segments, "seconds": round(seconds, 3),
-                        "compute_seconds": round(time.perf_counter() - t0, 4)})
+        row = {"file": path, "text": " ".join(s["text"] for s in segments if s["text"]), "segments": segments,
+               "seconds": round(seconds, 3), "compute_seconds": round(time.perf_counter() - t0, 4)}
+        notes = []
+        if info["sample_rate"] != sr:
+            notes.append(f"resampled from {info['sample_rate']} Hz to the model's {sr} Hz")
+        if info["channels"] > 1:
+            notes.append(f"{info['channels']} channels mixed to mono")
+        results.append({**row, "notes": notes} if notes else row)
     return results
 
 
