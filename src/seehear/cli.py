@@ -181,7 +181,14 @@ def _cmd_demo(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    parser = _parser()
+    a, extra = parser.parse_known_args(argv)
+    # argparse (before Python 3.12) cannot give an optional list of positionals (nargs="*") the values that follow
+    # options, e.g. `transcribe RUN --stream -`: those come back here and are the list's.
+    if extra and isinstance(getattr(a, "inputs", None), list) and not any(x.startswith("--") for x in extra):
+        a.inputs += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = getattr(a, "handler", None) or {
         "data": _cmd_check, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
         "models": _cmd_models, "export": _cmd_export, "demo": _cmd_demo}[a.command]
