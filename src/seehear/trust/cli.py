@@ -48,7 +48,8 @@ def _cmd_report(a) -> int:
     from seehear.trust.report import trust_report
 
     t = trust_report(a.run, a.data, robustness=a.robustness, adversarial=a.adversarial,
-                     fairness_by=a.fairness_by, method=a.method, label_pattern=a.label_pattern, out=a.out)
+                     fairness_by=a.fairness_by, method=a.method, label_pattern=a.label_pattern, out=a.out,
+                     progress=sys.stderr.isatty())
     cal = t["calibration"]
     line = [f"accuracy {t['accuracy']:.2%} on {t['measured_on']} (n={t['n']})"]
     if "test" in cal:

@@ -7,7 +7,9 @@ uses the temperature the run already has (none fitted: nothing held out to fit i
 """
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from seehear.trust.calibration import calibrate, ece_nll, reliability_pair
 from seehear.trust.common import batched_logits
 from seehear.trust.explain import require_gradients
 
-MAX_ROBUST, MAX_ADV, MAX_FAITHFUL = 1000, 256, 64  # test examples per measurement: bounded time on a CPU
+MAX_FAITHFUL = 64  # test examples whose deletion/insertion curves are measured
 PER_PANEL = 4
 
 
@@ -70,9 +72,10 @@ def _split(run_dir: Path, records, keep: list[int]) -> tuple[list[int], list[int
 
 def trust_report(run, data, *, robustness: bool = False, adversarial: bool = False, fairness_by: str | None = None,
                  method: str = "gradcam", label_pattern: str | None = None, out=None, progress: bool = False,
-                 seed: int = 0) -> dict:
+                 robust_examples: int = 1000, adversarial_examples: int = 256, seed: int = 0) -> dict:
     """Measure and write OUT/trust.json and OUT/trust/*.png (OUT: the run folder unless given), and, in the run
-    folder, report.html with its Trust section; returns what trust.json holds."""
+    folder, report.html with its Trust section; returns what trust.json holds. Corruptions and attacks run on a
+    random sample of robust_examples / adversarial_examples test inputs, which bounds their time on a CPU."""
     require_gradients(run)
     loaded = load_run(run)
     run_dir = loaded.run_dir
@@ -97,64 +100,81 @@ def trust_report(run, data, *, robustness: bool = False, adversarial: bool = Fal
     valid, test, what = _split(run_dir, source.records, decoded.keep)
     if not test:
         raise DataError(f"nothing to measure in {data}: its examples are all in the run's training split")
+    groups_col = fairness_by or ("group" if any(r.group for r in recs) else None)
+    groups = _groups([recs[i] for i in test], groups_col) if groups_col else None  # a bad column fails now
     model = loaded.model.float()
+    seconds: dict[str, float] = {}
+
+    @contextmanager
+    def clock(stage: str):
+        t = time.time()
+        yield
+        seconds[stage] = round(time.time() - t, 1)
+        if progress:
+            print(f"trust: {stage} {seconds[stage]:.1f} s", file=sys.stderr, flush=True)
+
     dest = Path(out) if out else run_dir
     out_dir = dest / "trust"
-    out: dict = {"run": str(run_dir), "data": str(Path(data).resolve()), "measured_on": what, "n": len(test),
+    trust: dict = {"run": str(run_dir), "data": str(Path(data).resolve()), "measured_on": what, "n": len(test),
                  "skipped": len(decoded.skipped), "modality": loaded.modality}
     xt, yt = decoded.x[test], y_all[test]
 
     # calibration: the run's temperature if it has one, else fitted now on the validation split and kept
-    cal = loaded.meta.get("calibration")
-    if not cal and valid:
-        cal = calibrate(model, decoded.x[valid], y_all[valid])
-        cal["fitted_on"] = "valid"
-        write_json(run_dir / "meta.json", {**read_json(run_dir / "meta.json"), "calibration": cal})
-    elif not cal:
-        cal = {"skipped": "no validation split of this run in DATA: no temperature fitted (T = 1)",
-               "temperature": float(model.temperature)}
-    raw = batched_logits(model, xt, raw=True)
-    t = float(model.temperature)
-    (e0, n0), (e1, n1) = ece_nll(raw, yt), ece_nll(raw / t, yt)
-    out["calibration"] = {**cal, "test": {"ece_before": e0, "nll_before": n0, "ece_after": e1, "nll_after": n1}}
-    reliability_pair(raw, yt, t, out_dir / "reliability_before_after.png")
+    with clock("calibration"):
+        cal = loaded.meta.get("calibration")
+        if not cal and valid:
+            cal = calibrate(model, decoded.x[valid], y_all[valid])
+            cal["fitted_on"] = "valid"
+            write_json(run_dir / "meta.json", {**read_json(run_dir / "meta.json"), "calibration": cal})
+        elif not cal:
+            cal = {"skipped": "no validation split of this run in DATA: no temperature fitted (T = 1)",
+                   "temperature": float(model.temperature)}
+        raw = batched_logits(model, xt, raw=True)
+        t = float(model.temperature)
+        (e0, n0), (e1, n1) = ece_nll(raw, yt), ece_nll(raw / t, yt)
+        trust["calibration"] = {**cal, "test": {"ece_before": e0, "nll_before": n0, "ece_after": e1, "nll_after": n1}}
+        reliability_pair(raw, yt, t, out_dir / "reliability_before_after.png")
     probs = torch.softmax(raw / t, 1)
     pred = probs.argmax(1)
-    out["accuracy"] = float((pred == yt).float().mean())
+    trust["accuracy"] = float((pred == yt).float().mean())
 
-    out["explanations"] = _explanations(model, xt, yt, probs, method, out_dir, loaded, recs, test, seed)
+    with clock("explanations"):
+        trust["explanations"] = _explanations(model, xt, yt, probs, method, out_dir, loaded, recs, test, seed)
     g = torch.Generator().manual_seed(seed)
     if robustness:
         from seehear.trust.plots import plot_robustness
         from seehear.trust.robustness import robustness_eval
 
-        idx = torch.randperm(len(test), generator=g)[:MAX_ROBUST]
-        r = robustness_eval(model, xt[idx], yt[idx], sample_rate=loaded.cfg.audio.sample_rate, seed=seed)
+        idx = torch.randperm(len(test), generator=g)[:robust_examples]
+        with clock("robustness"):
+            r = robustness_eval(model, xt[idx], yt[idx], sample_rate=loaded.cfg.audio.sample_rate, seed=seed)
         r["png"] = str(plot_robustness(r, out_dir / "corruptions.png"))
-        out["robustness"] = r
+        trust["robustness"] = r
     if adversarial:
         from seehear.trust.attacks import adversarial_eval
         from seehear.trust.plots import plot_adversarial
 
-        idx = torch.randperm(len(test), generator=g)[:MAX_ADV]
-        a = adversarial_eval(model, xt[idx], yt[idx], seed=seed)
+        idx = torch.randperm(len(test), generator=g)[:adversarial_examples]
+        with clock("adversarial"):
+            a = adversarial_eval(model, xt[idx], yt[idx], seed=seed)
         a["png"] = str(plot_adversarial(a, out_dir / "adversarial.png"))
-        out["adversarial"] = a
-    groups_col = fairness_by or ("group" if any(r.group for r in recs) else None)
+        trust["adversarial"] = a
     if groups_col:
         from seehear.trust.fairness import fairness_report
 
-        groups = _groups([recs[i] for i in test], groups_col)
-        out["fairness"] = fairness_report(yt.numpy(), pred.numpy(), groups, groups_col, seed=seed)
-    out["embeddings"] = _safe(lambda: _embeddings(model, xt, yt, pred, out_dir, seed))
-    out["label_issues"] = _label_issues(yt, probs, [recs[i].key for i in test], xt, loaded, out_dir)
-    out["seconds"] = round(time.time() - t0, 1)
-    write_json(dest / "trust.json", out)
+        with clock("fairness"):
+            trust["fairness"] = fairness_report(yt.numpy(), pred.numpy(), groups, groups_col, seed=seed)
+    with clock("embeddings"):
+        trust["embeddings"] = _safe(lambda: _embeddings(model, xt, yt, pred, out_dir, seed))
+    with clock("label_issues"):
+        trust["label_issues"] = _label_issues(yt, probs, [recs[i].key for i in test], xt, loaded, out_dir)
+    trust["seconds"], trust["stage_seconds"] = round(time.time() - t0, 1), seconds
+    write_json(dest / "trust.json", trust)
     if dest.resolve() == run_dir.resolve():
         from seehear.evaluation.report import write_report
 
         write_report(run_dir)
-    return out
+    return trust
 
 
 def _safe(fn):
