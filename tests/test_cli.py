@@ -99,7 +99,8 @@ def test_cli_predict_formats(shapes_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_how_to_resume(shapes_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_says_how_to_resume(sig, shapes_dir, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "seehear", "train", str(shapes_dir), "--out", str(out),
                              "--model", "small_cnn", "--epochs", "200", "--set", "train.threads=1", "--quiet"],
@@ -107,7 +108,7 @@ def test_ctrl_c_says_how_to_resume(shapes_dir, tmp_path):
     deadline = time.time() + 180
     while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130
     assert "--resume" in err and "Traceback" not in err
