@@ -55,6 +55,8 @@ def test_train_writes_a_verification_run(run):
     meta = json.loads((r.run_dir / "meta.json").read_text())
     assert meta["status"] == "done" and len(meta["labels"]) == 8 and meta["speakers"]["threshold"] == m["threshold"]
     assert (r.run_dir / "model.safetensors").is_file()
+    page = (r.run_dir / "report.html").read_text()  # a report like every run's, with what this one measured
+    assert ">EER<" in page and f"{m['eer']:.1%}" in page and "No metrics.json" not in page
     from seehear.engine.run_folder import load_run
 
     assert load_run(r.run_dir).model.backbone.embed_dim == 192

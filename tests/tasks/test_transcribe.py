@@ -44,6 +44,8 @@ def test_training_writes_a_transcription_run(run):
     m = res.metrics
     assert m["decoder"] == "beam" and m["utterances"] == 12 and set(m["per_group"]) == {"en", "en-us", "en-f3"}
     assert m["wer"] <= 0.3 and m["cer"] <= 0.3, m  # the default path (beam search with its LM) is usable
+    page = (out / "report.html").read_text()
+    assert ">WER<" in page and f"{m['wer']:.1%}" in page and "No metrics.json" not in page
     # it learned something: the CTC loss fell well below where it started
     import csv
 

@@ -125,13 +125,18 @@ def _summary(meta: dict, metrics, split, m) -> str:
                          f'UAR {escape(_pct(o.get("balanced_accuracy")))}</p>')
     else:
         parts.append('<p class="muted">No metrics.json in this run folder (training may not have finished).</p>')
+    parts.append(_run_facts(meta))
+    return "".join(parts)
 
+
+def _run_facts(meta: dict) -> str:
+    """The run's data, model and training, as a key-value table."""
     data, model, train = meta.get("data") or {}, meta.get("model") or {}, meta.get("train") or {}
     counts = data.get("counts")
     counts_s = ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else counts
     labels = meta.get("labels")
     kwargs = model.get("kwargs")
-    parts.append(_kv([
+    return _kv([
         ("data", data.get("source")), ("data kind", data.get("kind")), ("examples", counts_s),
         ("modality", meta.get("modality")),
         ("classes", _classes(labels) if isinstance(labels, list) else None),
@@ -145,8 +150,7 @@ def _summary(meta: dict, metrics, split, m) -> str:
         ("device", train.get("device")), ("precision", train.get("precision")),
         ("status", meta.get("status")), ("created", meta.get("created")),
         ("seehear", meta.get("seehear_version")),
-    ]))
-    return "".join(parts)
+    ])
 
 
 def _per_class(m: dict) -> str:
@@ -259,6 +263,48 @@ def _trust(run: Path, t: dict) -> str:
     return "".join(parts)
 
 
+def _cards(cards: list[tuple[str, str]]) -> str:
+    return '<div class="cards">' + "".join(
+        f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
+        for k, v in cards) + "</div>"
+
+
+def _transcription(metrics) -> str:
+    """What a speech-to-text run measured: WER/CER, speed, per speaker, and the worst examples."""
+    split, m = next(((k, v) for k, v in (metrics or {}).items() if k in ("test", "valid") and isinstance(v, dict)),
+                    (None, None))
+    if not m:
+        return '<p class="muted">No held-out transcripts were measured.</p>'
+    parts = [_cards([("WER", _pct(m.get("wer"))), ("CER", _pct(m.get("cer"))),
+                     ("real-time factor", _num(m.get("real_time_factor"), 4)), ("decoder", str(m.get("decoder")))]),
+             f'<p class="sub">on the {escape(split)} split, {escape(str(m.get("utterances", "?")))} utterances</p>']
+    groups = m.get("per_group") or {}
+    if groups:
+        parts.append(_table(["speaker / group", "WER", "CER", "utterances"],
+                            [[g, _pct(v.get("wer")), _pct(v.get("cer")), v.get("utterances")]
+                             for g, v in sorted(groups.items(), key=lambda kv: -kv[1].get("wer", 0))[:MAX_ROWS]],
+                            numeric={1, 2, 3}))
+    ex = m.get("examples") or []
+    if ex:
+        parts.append("<h3>Worst examples</h3>" + _table(["file", "reference", "recognised"],
+                                                        [[e.get("key"), e.get("reference"), e.get("hypothesis")]
+                                                         for e in ex]))
+    return "".join(parts)
+
+
+def _speakers(metrics) -> str:
+    """What a speaker-embedding run measured: verification on speakers it did not train on."""
+    m = metrics if isinstance(metrics, dict) else {}
+    if "eer" not in m:
+        return f'<p class="muted">{escape(str(m.get("note", "No verification trials were measured.")))}</p>'
+    return (_cards([("EER", _pct(m.get("eer"))), ("minDCF", _num(m.get("min_dcf"))),
+                    ("threshold (cosine)", _num(m.get("threshold"))), ("speakers", str(m.get("n_speakers")))])
+            + f'<p class="sub">on the {escape(str(m.get("evaluated_on")))} split: {escape(str(m.get("n_trials")))} '
+              f'trials ({escape(str(m.get("n_target")))} same-speaker) among {escape(str(m.get("n_utterances")))} '
+              f'utterances; mean cosine same {escape(_num(m.get("mean_target_score")))}, different '
+              f'{escape(_num(m.get("mean_nontarget_score")))}</p>')
+
+
 def write_report(run_dir) -> Path:
     """Write run_dir/report.html from whatever the run folder holds; returns its path."""
     run = Path(run_dir)
@@ -270,7 +316,13 @@ def write_report(run_dir) -> Path:
     split, m = _pick_metrics(metrics)
 
     title = f"seehear report — {run.resolve().name}"
-    sections = [("Summary", _summary(meta, metrics, split, m))]
+    task = meta.get("task", "classify")
+    if task in ("transcribe", "speakers"):  # the classification cards would read "no metrics" for these
+        measured = _transcription(metrics) if task == "transcribe" else _speakers(metrics)
+        sections = [("Summary", measured + _run_facts(meta))]
+        m = None
+    else:
+        sections = [("Summary", _summary(meta, metrics, split, m))]
     if m:
         sections += [("Per-class results", _per_class(m)), ("Per-group results", _per_group(m))]
     trust = _load_json(run / "trust.json")
