@@ -81,6 +81,25 @@ def commit() -> str:
     return (head or "unknown") + ("+changes" if dirty else "")
 
 
+def learning_curve(run_dir: Path, metric: str) -> list[dict]:
+    """A run's held-out `metric` (e.g. val_uer, val_acc) after each epoch against training minutes, from the
+    run's logs/metrics.csv (TrainModule logs train_seconds every epoch)."""
+    import csv
+
+    path = Path(run_dir) / "logs" / "metrics.csv"
+    if not path.is_file():
+        return []
+    seconds, values = {}, {}
+    for row in csv.DictReader(path.open()):
+        e = row.get("epoch")
+        if row.get("train_seconds"):
+            seconds[e] = float(row["train_seconds"])
+        if row.get(metric):
+            values[e] = float(row[metric])
+    return [{"epoch": int(e) + 1, "train_minutes": round(seconds[e] / 60, 2), metric: round(values[e], 4)}
+            for e in sorted(values, key=int) if e in seconds]
+
+
 class Bench:
     """with Bench("fsdd") as b: b.figures[...] = ...; b.goals[...] = {...}  → bench/results/fsdd.json"""
 

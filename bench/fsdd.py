@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, WORK, Bench, need
+from common import DATA, WORK, Bench, learning_curve, need
 from peer import error_ratio, peer_features, run_peer, write_manifest
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -64,7 +64,8 @@ def run_seehear(manifest: Path, out: Path, overrides=()) -> dict:
     tr = res.meta["train"]
     return {"accuracy": round(res.metrics["accuracy"], 4), "train_seconds": tr["wall_seconds"],
             "epochs": tr["epochs_run"], "stopped_by_time_budget": tr["stopped_early"],
-            "run_seconds": round(time.time() - t0, 1), "load_before": load}
+            "run_seconds": round(time.time() - t0, 1), "load_before": load,
+            "learning_curve": learning_curve(out, "val_acc")}  # validation accuracy per epoch against minutes
 
 
 def settings_of(run_dir: Path) -> dict:

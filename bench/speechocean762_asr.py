@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, RESULTS, WORK, Bench, need
+from common import DATA, RESULTS, WORK, Bench, learning_curve, need
 from pocketsphinx_peer import normalize, read_kaldi, score
 import pocketsphinx_peer
 
@@ -80,7 +80,9 @@ def train_seehear(data: Path, out: Path, budget: float, extra=()) -> tuple[dict,
     own = ("wer", "cer", "sentence_error_rate", "real_time_factor", "decoder")
     fig = {"own_metrics": {k: m[k] for k in own if k in m}, "train_seconds": tr.get("wall_seconds"),
            "epochs": tr.get("epochs_run"), "stopped_by_time_budget": tr.get("stopped_early"),
-           "run_seconds": round(time.time() - t0, 1), "load_before": load}
+           "run_seconds": round(time.time() - t0, 1), "load_before": load,
+           # greedy unit error rate on the validation split after each epoch (the WER comes at the end)
+           "learning_curve": learning_curve(out, "val_uer")}
     return fig, overrides
 
 

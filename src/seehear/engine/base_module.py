@@ -62,6 +62,10 @@ class TrainModule(pl.LightningModule):
         if budget and self.train_seconds + ahead > budget:
             self.trainer.should_stop = True
 
+    def on_train_epoch_end(self):
+        # the training clock beside each epoch's metrics in logs/metrics.csv: learning curves against time
+        self.log("train_seconds", self.train_seconds, on_step=False, on_epoch=True)
+
     def on_train_epoch_start(self):
         self._t = None
         hook = getattr(getattr(self.model, "backbone", None), "on_progress", None)
