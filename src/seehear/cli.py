@@ -23,7 +23,7 @@ def parse_duration(text: str) -> float:
 
 
 # Modules that add their own subcommands (add_commands(subparsers)); each keeps its parsing beside its code.
-COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli"]
+COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli", "seehear.scale.cli"]
 
 
 def _parser() -> argparse.ArgumentParser:

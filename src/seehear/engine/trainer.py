@@ -3,6 +3,8 @@ framework; this file only chooses them from the RunConfig. Multi-GPU/multi-node 
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import signal
@@ -79,6 +81,20 @@ class _EpochPrinter:
         self.callback = P()
 
 
+# Callbacks that a caller above the task layer (a tuning study's pruner, say) adds to every fit_module call made
+# inside `extra_callbacks(...)`, without each task having to pass them through.
+_EXTRA = contextvars.ContextVar("seehear_extra_callbacks", default=())
+
+
+@contextlib.contextmanager
+def extra_callbacks(callbacks):
+    token = _EXTRA.set(tuple(_EXTRA.get()) + tuple(callbacks))
+    try:
+        yield
+    finally:
+        _EXTRA.reset(token)
+
+
 def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tensor],
         valid: tuple[torch.Tensor, torch.Tensor] | None, run_dir: Path, resume: bool = False,
         progress: bool = True) -> dict:
@@ -111,10 +127,12 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
 
 
 def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume: bool = False,
-               progress: bool = True, monitor: str = "val_acc", monitor_mode: str = "max") -> dict:
+               progress: bool = True, monitor: str = "val_acc", monitor_mode: str = "max",
+               callbacks=None) -> dict:
     """Run Lightning on any task's module (classification, CTC, speaker embeddings) with the run's settings:
     precision, atomic resumable checkpoints, time budget (the module's `train_seconds`), EMA, early stopping on
-    `monitor`, logs. Returns what happened."""
+    `monitor`, logs. `callbacks`: extra Lightning callbacks (as are those of `extra_callbacks`). Returns what
+    happened."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -129,6 +147,7 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
     ckpt_dir = run_dir / "checkpoints"
     # One file, last.ckpt, rewritten every `checkpoint_every` epochs. Not save_last=True with save_top_k=0: since
     # Lightning 2.6 that writes "last" only when a top-k checkpoint was saved too, i.e. never until training ends.
+    extra = list(callbacks or ()) + list(_EXTRA.get())
     callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, save_last=False,
                                  enable_version_counter=False, every_n_epochs=max(1, t.checkpoint_every),
                                  save_on_train_epoch_end=True)]
@@ -145,6 +164,7 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
         callbacks.append(RichProgressBar(leave=True))
     elif progress:
         callbacks.append(_EpochPrinter().callback)
+    callbacks += extra
     loggers = [CSVLogger(str(run_dir), name="logs", version=""),
                TensorBoardLogger(str(run_dir), name="logs", version="", default_hp_metric=False)]
 
