@@ -35,6 +35,28 @@ def add_commands(sub) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_tune)
 
+    f = sub.add_parser("federate", help="federated training with Flower: a server and one client process per "
+                                        "speaker (or manifest column) on 127.0.0.1; the global model is a run")
+    f.add_argument("data")
+    f.add_argument("--out", required=True, help="run folder for the global model")
+    f.add_argument("--clients-by", default="speaker", help="what makes a client: speaker (the files' group) or a "
+                                                           "manifest column")
+    f.add_argument("--rounds", type=int, default=30)
+    f.add_argument("--local-epochs", type=int, default=1, help="passes over its own data per client and round")
+    f.add_argument("--strategy", choices=["fedavg", "fedprox", "fedavgm"], default="fedavg")
+    f.add_argument("--proximal-mu", type=float, default=0.01, help="FedProx's proximal term weight")
+    f.add_argument("--server-momentum", type=float, default=0.9, help="FedAvgM's server momentum")
+    f.add_argument("--dp-noise", type=float, help="differential privacy: Gaussian noise multiplier on the clipped "
+                                                  "client updates (server-side fixed clipping)")
+    f.add_argument("--dp-clip", type=float, default=1.0, help="clipping norm of each client's update")
+    f.add_argument("--config")
+    f.add_argument("--label-pattern")
+    f.add_argument("--split-by")
+    f.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(handler=_cmd_federate)
+
 
 def _cmd_tune(a) -> int:
     from seehear.scale.tune import tune
@@ -47,4 +69,18 @@ def _cmd_tune(a) -> int:
         print(f"settings: {r.best_yaml}   (seehear train DATA --config {r.best_yaml} --out runs/NAME)")
     else:
         print(f"{r.trials} trials finished, none complete (all pruned?); see {r.out / 'study.json'}")
+    return 0
+
+
+def _cmd_federate(a) -> int:
+    from seehear.scale.federate import describe, federate
+
+    r = federate(a.data, a.out, clients_by=a.clients_by, rounds=a.rounds, strategy=a.strategy,
+                 local_epochs=a.local_epochs, dp_noise=a.dp_noise, dp_clip=a.dp_clip, proximal_mu=a.proximal_mu,
+                 server_momentum=a.server_momentum, config=a.config, label_pattern=a.label_pattern,
+                 split_by=a.split_by, overrides=a.overrides, overwrite=a.overwrite, progress=not a.quiet)
+    acc = r.metrics.get("accuracy")
+    print(f"global model: {describe(r)}; held-out accuracy {acc:.4f}" if acc is not None else
+          f"global model: {describe(r)}")
+    print(f"run: {r.run_dir}   report: {r.run_dir / 'report.html'}")
     return 0
