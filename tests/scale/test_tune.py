@@ -132,3 +132,18 @@ def test_locked_study_and_storage(shapes, tmp_path):
     finally:
         con.rollback()
         con.close()
+
+
+def test_a_pruned_trial_stops_while_it_trains(shapes, tmp_path):
+    # a pruner that prunes every trial at its first report: the trial must stop after one epoch of five
+    out = tmp_path / "pruned"
+    r = tune(shapes, out, budget=600, trials=1, space=SMALL, pruner=optuna.pruners.ThresholdPruner(lower=2.0),
+             overrides=["train.epochs=5", "train.threads=1", "data.workers=1"], progress=False)
+    assert r.trials == 1 and r.best_value is None and r.best_yaml is None
+    study = json.loads((out / "study.json").read_text())
+    t = study["trials"][0]
+    assert t["state"] == "pruned" and list(t["val_acc_per_epoch"]) == ["0"]
+    meta = json.loads((Path(t["run_dir"]) / "meta.json").read_text())
+    assert meta["status"] == "pruned"
+    epochs = {row.split(",")[0] for row in (Path(t["run_dir"]) / "logs" / "metrics.csv").read_text().splitlines()[1:]}
+    assert len(epochs) == 1  # one epoch logged, not five

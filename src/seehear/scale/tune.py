@@ -50,8 +50,11 @@ def _sampler(name: str, space: dict, seed: int):
     raise ConfigError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
 
 
-def _pruner(name: str):
+def _pruner(name):
     import optuna
+
+    if isinstance(name, optuna.pruners.BasePruner):  # from Python: any optuna pruner
+        return name
 
     if name == "median":  # a trial below the median of the others at the same epoch stops (after 2 trials, 1 epoch)
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
@@ -122,6 +125,7 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
     out = Path(out)
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    pruner_obj = _pruner(pruner)
     per_trial = _budgets(budget, trials, trial_budget)
     user = deep_merge(deep_merge(user_settings(config), named_settings(label_pattern=label_pattern,
                                                                        split_by=split_by)), _nested(overrides))
@@ -139,7 +143,7 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
                 "fixed": sp.fingerprint(trial_user)}
     url = storage_url(storage, out)
     with study_lock(out):
-        study = open_study(url, identity, _sampler(sampler, search, seed), _pruner(pruner))
+        study = open_study(url, identity, _sampler(sampler, search, seed), pruner_obj)
         requeued = requeue_interrupted(study)
         if requeued and progress:
             print(f"resuming: {requeued} interrupted trial(s) will be tried again", flush=True)
@@ -178,8 +182,8 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
             if sampler == "grid" and study.sampler.is_exhausted(study):
                 break
             left = budget - spent_before - (time.time() - start)
-            need = max(walls) if walls else per_trial
-            if left < min(need, per_trial) or left < MIN_TRIAL_SECONDS:
+            # start a trial only if one as long as the longest so far still fits (a budget is a limit)
+            if left < max([MIN_TRIAL_SECONDS] + walls):
                 break
             t0 = time.time()
             study.optimize(objective, n_trials=1, catch=())
@@ -190,10 +194,10 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
                 print(f"trial {t.number:03d} {t.state.name.lower()} val_acc={v} ({walls[-1]:.0f}s) "
                       f"{_short(t.params)}", flush=True)
             write_outputs(study, out, search=search, base_settings=trial_user, meta={
-                "budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler, "pruner": pruner,
+                "budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler, "pruner": str(pruner),
                 "storage": url, "recipe": recipe, "modality": source.modality, "trials_wanted": trials})
         best = write_outputs(study, out, search=search, base_settings=trial_user, meta={
-            "budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler, "pruner": pruner,
+            "budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler, "pruner": str(pruner),
             "storage": url, "recipe": recipe, "modality": source.modality, "trials_wanted": trials})
         finished = len(study.get_trials(deepcopy=False, states=done_states))
     if best is None and finished == 0:
