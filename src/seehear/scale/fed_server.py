@@ -83,8 +83,6 @@ def main(argv=None) -> int:
             if rnd > 0:
                 history.append({"round": rnd, "val_acc": acc, "seconds": round(time.time() - t0, 2)})
                 write_json(work / "history.json", history)
-                if s.get("progress"):
-                    print(f"round {rnd}/{s['rounds']} val_acc={acc:.4f}", file=sys.stderr, flush=True)
             return 0.0, {"accuracy": acc}
 
         flwr.server.start_server(server_address=a.address, strategy=build_strategy(s, initial, evaluate_fn),

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import torch
 
-from seehear.atomic import write_json
+from seehear.atomic import atomic_write, write_json
 from seehear.errors import ConfigError, DataError, SeehearError
 from seehear.recipes import deep_merge
 from seehear.tasks.classify import Classify
@@ -86,11 +86,9 @@ class Federated(Classify):
             spec = {"config": cfg.to_dict(), "labels": p.model.labels, "modality": p.model.modality,
                     "norm_stats": p.meta.get("norm_stats")}
             write_json(tmp / "spec.json", spec)
-            from safetensors.torch import save_file
-
             for i, n in enumerate(names):
                 idx = torch.tensor(rows[n], dtype=torch.long)
-                save_file({"x": xtr[idx].contiguous(), "y": ytr[idx].contiguous()}, str(tmp / f"client{i}.safetensors"))
+                _save(tmp / f"client{i}.safetensors", {"x": xtr[idx].contiguous(), "y": ytr[idx].contiguous()})
             history = self._serve(p.model, cfg, names, tmp, (xva, yva), progress)
         p.model.eval()
         write_json(out / "federated.json", {"clients_by": self.clients_by, "clients": {
@@ -103,19 +101,17 @@ class Federated(Classify):
 
     # --- the Flower server and its clients, each its own process -----------------------------------------------
     def _serve(self, model, cfg, names, tmp: Path, valid, progress: bool) -> list[dict]:
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import load_file
 
         from seehear.scale.fed_client import load_arrays, state_arrays
 
         xva, yva = valid
-        save_file({"x": xva.contiguous(), "y": yva.contiguous()}, str(tmp / "valid.safetensors"))
-        save_file({f"{i:05d}": torch.as_tensor(a) for i, a in enumerate(state_arrays(model))},
-                  str(tmp / "initial.safetensors"))
+        _save(tmp / "valid.safetensors", {"x": xva.contiguous(), "y": yva.contiguous()})
+        _save(tmp / "initial.safetensors", {f"{i:05d}": torch.as_tensor(a) for i, a in enumerate(state_arrays(model))})
         write_json(tmp / "server.json", {"rounds": self.rounds, "strategy": self.strategy, "clients": len(names),
                                          "local_epochs": self.local_epochs, "proximal_mu": self.mu,
                                          "server_momentum": self.momentum, "dp_noise": self.dp_noise,
-                                         "dp_clip": self.dp_clip, "round_timeout": self.timeout,
-                                         "progress": progress})
+                                         "dp_clip": self.dp_clip, "round_timeout": self.timeout})
         address = f"127.0.0.1:{free_port()}"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
             [str(Path(__file__).resolve().parents[2])] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
@@ -126,14 +122,21 @@ class Federated(Classify):
                        for i, n in enumerate(names)]
         who = ["server"] + [f"client {n!r}" for n in names]
         logs = [open(tmp / f"{i}.log", "w+") for i in range(len(who))]
-        procs = [subprocess.Popen(server_cmd, env=env, stdout=None if progress else logs[0], stderr=logs[0])]
+        procs = [subprocess.Popen(server_cmd, env=env, stdout=logs[0], stderr=subprocess.STDOUT)]
         time.sleep(0.5)  # the clients retry until the server listens; a head start saves them a retry
         procs += [subprocess.Popen(c, env=env, stdout=logs[i + 1], stderr=subprocess.STDOUT)
                   for i, c in enumerate(client_cmds)]
         limit = time.time() + self.timeout * (self.rounds + 1)
+        shown = 0
         try:
             while procs[0].poll() is None:
                 time.sleep(0.2)
+                if progress and (tmp / "history.json").is_file():  # the server's record, one line per round
+                    rounds = json.loads((tmp / "history.json").read_text())
+                    for h in rounds[shown:]:
+                        print(f"round {h['round']}/{self.rounds} val_acc={h['val_acc']:.4f} ({h['seconds']:.0f}s)",
+                              file=sys.stderr, flush=True)
+                    shown = len(rounds)
                 failed = [i for i, pr in enumerate(procs) if pr.poll() not in (None, 0)]
                 if failed:
                     i = failed[0]
@@ -160,6 +163,12 @@ class Federated(Classify):
         if len(history) < self.rounds:
             raise SeehearError(f"only {len(history)} of {self.rounds} federated rounds completed")
         return history
+
+
+def _save(path: Path, tensors: dict) -> None:
+    from safetensors.torch import save_file
+
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
 
 
 def _last_line(f) -> str:
@@ -192,4 +201,5 @@ def federate(data, out, *, clients_by: str = "speaker", rounds: int = 30, strate
 def describe(result) -> str:
     f = Path(result.run_dir) / "federated.json"
     d = json.loads(f.read_text()) if f.is_file() else {}
-    return f"{len(d.get('clients', {}))} clients by {d.get('clients_by')}, {d.get('rounds')} rounds ({d.get('strategy')})"
+    return (f"{len(d.get('clients', {}))} clients by {d.get('clients_by')}, {d.get('rounds')} rounds "
+            f"({d.get('strategy')})")
