@@ -32,17 +32,17 @@ def test_two_clients_on_loopback_make_a_run_that_predicts(tmp_path):
     from seehear.scale.federate import federate
 
     data = _manifest(tmp_path)
-    r = federate(data, tmp_path / "fed", clients_by="speaker", rounds=2, strategy="fedavgm", overrides=FAST,
-                 progress=False)
+    r = federate(data, tmp_path / "fed", clients_by="speaker", rounds=8, local_epochs=3, strategy="fedprox",
+                 overrides=FAST, progress=False)
     fed = json.loads((r.run_dir / "federated.json").read_text())
     assert set(fed["clients"]) == {"s0", "s1"} and sum(fed["clients"].values()) > 0
-    assert [h["round"] for h in fed["history"]] == [1, 2]
+    assert [h["round"] for h in fed["history"]] == list(range(1, 9))
     run = load_run(r.run_dir)
     assert run.meta["task"] == "classify" and run.meta["train"]["federated"] and run.meta["status"] == "done"
     wav = next((data.parent / "tones").rglob("*.wav"))
     rows = predict(r.run_dir, [wav])
     assert rows[0]["top"][0]["label"] in run.labels
-    assert 0.0 <= r.metrics["accuracy"] <= 1.0
+    assert r.metrics["accuracy"] >= 0.6  # the aggregated model learned (3 classes: chance is 0.33)
 
 
 def test_a_client_with_no_data_is_one_line(tmp_path):

@@ -53,7 +53,8 @@ def pick_precision(cfg: RunConfig, device: str) -> str:
 
 def set_threads(cfg: RunConfig) -> int:
     # data-parallel processes on one CPU share its cores rather than each taking all of them
-    per = max(1, cfg.train.devices) if pick_device(cfg) == "cpu" else 1
+    on_cpu = cfg.train.accelerator == "cpu" or not torch.cuda.is_available()  # (no error here: predict uses it)
+    per = max(1, cfg.train.devices) if on_cpu else 1
     n = cfg.train.threads or max(1, (os.cpu_count() or 1) // per)
     torch.set_num_threads(n)
     return n
