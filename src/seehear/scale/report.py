@@ -55,7 +55,9 @@ def write_outputs(study, out: Path, *, search: dict, base_settings: dict, meta: 
                                                                               "running")},
         "importance": importances, "trials": [_trial_row(t) for t in trials]})
     _plot_history(trials, out / "history.png")
-    _plot_importance(importances, out / "importance.png")
+    why = "needs at least 2 complete trials" if len(complete) < 2 else \
+        "the complete trials scored alike: nothing to attribute yet"
+    _plot_importance(importances, out / "importance.png", why)
     return best_row
 
 
@@ -70,6 +72,7 @@ def _save(fig, path: Path) -> None:
 
 def _plot_history(trials, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,13 +92,14 @@ def _plot_history(trials, path: Path) -> None:
     if pruned:
         ax.scatter(*zip(*pruned), marker="x", color="grey", label="pruned (last epoch seen)", zorder=3)
     ax.set_xlabel("trial"), ax.set_ylabel("validation accuracy"), ax.set_title("optimisation history")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if done or pruned:
         ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
 
 
-def _plot_importance(importances: dict, path: Path) -> None:
+def _plot_importance(importances: dict, path: Path, why: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,7 +111,7 @@ def _plot_importance(importances: dict, path: Path) -> None:
         ax.barh(names, [importances[n] for n in names], color="tab:blue")
         ax.set_xlabel("importance (fANOVA, share of the variance of validation accuracy)")
     else:
-        ax.text(0.5, 0.5, "needs at least 2 complete trials", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
     ax.set_title("parameter importance")
     _save(fig, path)

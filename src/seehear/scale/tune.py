@@ -192,7 +192,7 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
             if progress:
                 v = f"{t.value:.4f}" if t.value is not None else "-"
                 print(f"trial {t.number:03d} {t.state.name.lower()} val_acc={v} ({walls[-1]:.0f}s) "
-                      f"{_short(t.params)}", flush=True)
+                      f"{_short(t.params, search)}", flush=True)
             write_outputs(study, out, search=search, base_settings=trial_user, meta={
                 "budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler, "pruner": str(pruner),
                 "storage": url, "recipe": recipe, "modality": source.modality, "trials_wanted": trials})
@@ -241,6 +241,10 @@ def _seconds(t) -> float:
     return 0.0
 
 
-def _short(params: dict) -> str:
-    return " ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
-                    for k, v in params.items())
+def _short(params: dict, search: dict) -> str:
+    """One line of a trial's point; relative settings as factors of the recipe's value (lr=x0.5)."""
+    parts = []
+    for k, v in params.items():
+        rel = "x" if search.get(k, ())[3:4] == ("relative",) else ""
+        parts.append(f"{k.split('.')[-1]}={rel}{v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}")
+    return " ".join(parts)
