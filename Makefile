@@ -14,9 +14,10 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 .PHONY: setup sysdeps demo test test-fast bench clean
 
 setup: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) -q -r requirements.txt $(QUIET_PIP)
+	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -r requirements-nodeps.txt $(QUIET_PIP)
 	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e . $(QUIET_PIP)
 	@touch $@
 

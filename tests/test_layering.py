@@ -15,7 +15,7 @@ LAYERS = [
     {"recipes", "engine"},
     {"evaluation", "speech", "trust"},
     {"tasks"},
-    {"deploy", "serve"},
+    {"deploy", "serve", "scale"},
     {"api", "cli", "demo", "__main__"},
 ]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}

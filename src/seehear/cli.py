@@ -24,7 +24,8 @@ def parse_duration(text: str) -> float:
 
 # Modules that add their own subcommands (add_commands(subparsers)); each keeps its parsing beside its code.
 COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli", "seehear.deploy.cli",
-                   "seehear.serve.cli", "seehear.trust.cli"]
+                   "seehear.serve.cli", "seehear.trust.cli",
+                   "seehear.scale.cli"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--split-by", help="hold out whole groups, e.g. speaker (no speaker in both train and test)")
     tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="any setting, e.g. --set train.lr=0.01 --set audio.n_mels=64")
+    tr.add_argument("--devices", type=int, help="data parallel: train in this many processes (CPU) or GPUs")
+    tr.add_argument("--strategy", choices=["auto", "ddp"], help="how --devices share the work (ddp: "
+                                                                "DistributedDataParallel; gloo on CPU)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
@@ -103,9 +107,13 @@ def _cmd_check(a) -> int:
 def _cmd_train(a) -> int:
     from seehear.api import train
 
+    parallel = [f"train.{k}={v}" for k, v in (("devices", a.devices), ("strategy", a.strategy)) if v is not None]
     r = train(a.data, a.out, config=a.config, task=a.task, model=a.model, epochs=a.epochs,
-              time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides,
+              time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by,
+              overrides=parallel + a.overrides,
               resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
+    if r.meta.get("rank"):  # another data-parallel rank: rank 0 reports
+        return 0
     from seehear.evaluation import format_metrics
 
     print(format_metrics(r.metrics) if r.metrics else "no held-out data to measure on")

@@ -108,6 +108,8 @@ class TrainConfig:
     deterministic: bool = False
     threads: int = 0  # torch threads; 0 = number of cores
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
+    devices: int = 1  # data parallel: processes (CPU) or GPUs, each training on its own shard of every epoch
+    strategy: Literal["auto", "ddp"] = "auto"  # ddp: DistributedDataParallel (gloo on CPU, NCCL on GPUs)
     checkpoint_every: int = 1  # epochs between resumable checkpoints
 
 

@@ -59,12 +59,21 @@ class TrainModule(pl.LightningModule):
         # would overrun it (a length-bucketed speech batch can take several times a typical one). The first steps
         # of a fit (kernel set-up, allocations) are no guide to the next one and are left out.
         ahead = max(list(self._recent)[2:] or [0.0])
-        if budget and self.train_seconds + ahead > budget:
+        stop = bool(budget and self.train_seconds + ahead > budget)
+        if budget and self.trainer.world_size > 1:  # data parallel: all ranks stop at the same step, or they hang
+            stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
             self.trainer.should_stop = True
 
     def on_train_epoch_end(self):
         # the training clock beside each epoch's metrics in logs/metrics.csv: learning curves against time
-        self.log("train_seconds", self.train_seconds, on_step=False, on_epoch=True)
+        self.log("train_seconds", self.train_seconds, on_step=False, on_epoch=True, rank_zero_only=True)
+
+    def on_train_start(self):
+        # Under data parallelism each rank sees 1/w of the batches; the schedule runs on the steps it will take.
+        n = self.trainer.num_training_batches
+        if isinstance(n, int) and n > 0:
+            self.steps_per_epoch = n
 
     def on_train_epoch_start(self):
         self._t = None

@@ -77,5 +77,7 @@ class ClassifyModule(TrainModule):
     def validation_step(self, batch, _):
         x, y = batch
         logits = self.model(self.prepare(x, train=False))
-        self.log("val_loss", self.loss(logits, y), prog_bar=True, batch_size=len(y))
-        self.log("val_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y))
+        # sync_dist: under data parallelism each rank validates its shard; the logged value is over all of them
+        self.log("val_loss", self.loss(logits, y), prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y),
+                 sync_dist=True)

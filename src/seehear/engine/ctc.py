@@ -14,6 +14,7 @@ from seehear.config import RunConfig
 from seehear.data.cache import DecodedWaves
 from seehear.data.decode import pcm_to_float
 from seehear.engine.base_module import TrainModule
+from seehear.engine.loaders import shard
 from seehear.models.transcriber import Transcriber
 
 
@@ -42,13 +43,14 @@ class LengthBatches:
             self.batches.append(cur)
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(shard(list(range(len(self.batches)))))
 
     def __iter__(self):
         idx = list(range(len(self.batches)))
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             idx = torch.randperm(len(idx), generator=g).tolist()
+        idx = shard(idx)  # data parallel: whole batches per rank, from the order every rank computes alike
         self.epoch += 1
         for i in idx:
             rows = self.batches[i]

@@ -8,6 +8,23 @@ import math
 import torch
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def shard(order):
+    """This rank's part of a seeded order that every rank computes alike: every w-th item from the rank's offset.
+    The order is first cut to a multiple of w (a different few left out each epoch when it is shuffled), so every
+    rank gets as many items, hence as many batches: a rank with one batch more would wait forever in all-reduce."""
+    r, w = world()
+    if w == 1:
+        return order
+    return order[:len(order) - len(order) % w][r::w]
+
+
 class Batches:
     """An epoch of (x, y) batches from in-memory tensors; reshuffled each epoch from (seed, epoch).
 
@@ -34,10 +51,7 @@ class Batches:
         return torch.randperm(n, generator=g)
 
     def _shard(self, order):
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            r, w = torch.distributed.get_rank(), torch.distributed.get_world_size()
-            return order[r::w]
-        return order
+        return shard(order)
 
     def __len__(self) -> int:
         n = len(self._shard(torch.arange(len(self.y))))

@@ -254,3 +254,36 @@ def open_run_dir(out: str | Path, *, resume: bool, overwrite: bool, protect=()):
     finally:
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
+
+
+# --- data parallel: one writer ----------------------------------------------------------------------------------
+
+def process_rank() -> int:
+    """This process's rank in a data-parallel run, from the launcher's environment (torchrun sets RANK;
+    Lightning's DDP launcher re-runs the command with LOCAL_RANK and NODE_RANK). 0 when not data parallel."""
+    if os.environ.get("RANK", "").isdigit():
+        return int(os.environ["RANK"])
+    local, node = os.environ.get("LOCAL_RANK", "0"), os.environ.get("NODE_RANK", "0")
+    local = int(local) if local.isdigit() else 0
+    return local if node in ("", "0") else max(1, local)  # another node: never the writer
+
+
+@contextlib.contextmanager
+def rank_scratch(out: str | Path, *, resume: bool):
+    """For ranks other than 0: the run folder is rank 0's alone. Such a rank does the same work (settings,
+    split, model, training) in a private scratch folder that is deleted afterwards; when resuming, the scratch
+    folder holds links to the run's files (config, split, checkpoints) so that every rank starts from the same
+    state. A link is replaced, never written through, by the atomic writes."""
+    import tempfile
+
+    out = Path(out)
+    if resume and not (out / "config.yaml").is_file():
+        raise RunError(f"nothing to resume in {out}: no config.yaml there (start the run without --resume)")
+    scratch = Path(tempfile.mkdtemp(prefix=f"seehear-rank{process_rank()}-"))
+    try:
+        if resume:
+            for e in out.iterdir():
+                (scratch / e.name).symlink_to(e.resolve(), target_is_directory=e.is_dir())
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

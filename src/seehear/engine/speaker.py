@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from seehear.data.decode import pcm_to_float
 from seehear.engine.base_module import TrainModule
+from seehear.engine.loaders import shard
 from seehear.features.augment import augment_waves
 
 
@@ -21,12 +22,12 @@ class Segments:
         self.waves, self.y, self.seg, self.bs, self.seed, self.epoch = waves, y, seg, batch_size, seed, 0
 
     def __len__(self) -> int:
-        return max(1, len(self.y) // self.bs)
+        return max(1, len(shard(range(len(self.y)))) // self.bs)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         self.epoch += 1
-        order = torch.randperm(len(self.y), generator=g)
+        order = shard(torch.randperm(len(self.y), generator=g))  # data parallel: this rank's utterances
         for b in range(len(self)):
             idx = order[b * self.bs:(b + 1) * self.bs]
             crops = []

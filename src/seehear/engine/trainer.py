@@ -3,6 +3,8 @@ framework; this file only chooses them from the RunConfig. Multi-GPU/multi-node 
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import signal
@@ -50,9 +52,58 @@ def pick_precision(cfg: RunConfig, device: str) -> str:
 
 
 def set_threads(cfg: RunConfig) -> int:
-    n = cfg.train.threads or os.cpu_count() or 1
+    # data-parallel processes on one CPU share its cores rather than each taking all of them
+    on_cpu = cfg.train.accelerator == "cpu" or not torch.cuda.is_available()  # (no error here: predict uses it)
+    per = max(1, cfg.train.devices) if on_cpu else 1
+    n = cfg.train.threads or max(1, (os.cpu_count() or 1) // per)
     torch.set_num_threads(n)
     return n
+
+
+def pick_devices(cfg: RunConfig, device: str) -> tuple[int | str, str]:
+    """(devices, strategy) for Lightning. More devices than the machine has is a one-line error."""
+    t = cfg.train
+    n = int(t.devices)
+    have = torch.cuda.device_count() if device == "cuda" else (os.cpu_count() or 1)
+    what = "GPUs" if device == "cuda" else "CPU cores"
+    if n < 1:
+        raise ConfigError(f"train.devices={n}: give at least 1")
+    if n > have:
+        raise ConfigError(f"train.devices={n}, but this machine has {have} {what}; use --devices {have} or fewer")
+    if n == 1:
+        return 1, "auto"
+    # Some models leave parameters out of the loss for part of training (fastnet freezes its whitening bias at
+    # 30%), which plain DDP refuses; finding them costs one graph walk per step.
+    return n, "ddp_find_unused_parameters_true"
+
+
+class _RanksAgree:
+    """After data-parallel training, every rank's weights should be the same (DDP averages the gradients and
+    each rank steps alike); checked by gathering a checksum of each rank's parameters, recorded in meta.json."""
+
+    def __init__(self):
+        import lightning.pytorch as pl
+
+        outer = self
+        self.checksums: list[float] = []
+
+        class C(pl.Callback):
+            def on_train_end(self, trainer, module):
+                if trainer.world_size < 2:
+                    return
+                flat = torch.cat([q.detach().double().flatten() for q in module.parameters()])
+                pos = torch.arange(1, len(flat) + 1, dtype=torch.float64)
+                mine = (flat * pos).sum() / len(flat)  # position-weighted: a permutation changes it too
+                outer.checksums = trainer.strategy.all_gather(mine.reshape(1)).reshape(-1).tolist()
+
+        self.callback = C()
+
+    def info(self) -> dict:
+        if not self.checksums:
+            return {}
+        agree = max(self.checksums) - min(self.checksums) <= 1e-9 * max(1.0, abs(self.checksums[0]))
+        return {"world_size": len(self.checksums), "ranks_agree": bool(agree),
+                "rank_checksums": [round(c, 12) for c in self.checksums]}
 
 
 def quiet_lightning() -> None:
@@ -70,6 +121,8 @@ class _EpochPrinter:
 
         class P(pl.Callback):
             def on_train_epoch_end(self, trainer, module):
+                if not trainer.is_global_zero:
+                    return
                 m = {k: float(v) for k, v in trainer.callback_metrics.items()}
                 keys = sorted(k for k in m if k.startswith(("train_", "val_")))  # whatever the task logs
                 parts = [f"{k}={m[k]:.4f}" for k in keys]
@@ -77,6 +130,20 @@ class _EpochPrinter:
                       f"({module.train_seconds:.0f}s)", file=sys.stderr, flush=True)
 
         self.callback = P()
+
+
+# Callbacks that a caller above the task layer (a tuning study's pruner, say) adds to every fit_module call made
+# inside `extra_callbacks(...)`, without each task having to pass them through.
+_EXTRA = contextvars.ContextVar("seehear_extra_callbacks", default=())
+
+
+@contextlib.contextmanager
+def extra_callbacks(callbacks):
+    token = _EXTRA.set(tuple(_EXTRA.get()) + tuple(callbacks))
+    try:
+        yield
+    finally:
+        _EXTRA.reset(token)
 
 
 def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tensor],
@@ -111,10 +178,12 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
 
 
 def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume: bool = False,
-               progress: bool = True, monitor: str = "val_acc", monitor_mode: str = "max") -> dict:
+               progress: bool = True, monitor: str = "val_acc", monitor_mode: str = "max",
+               callbacks=None) -> dict:
     """Run Lightning on any task's module (classification, CTC, speaker embeddings) with the run's settings:
     precision, atomic resumable checkpoints, time budget (the module's `train_seconds`), EMA, early stopping on
-    `monitor`, logs. Returns what happened."""
+    `monitor`, logs. `callbacks`: extra Lightning callbacks (as are those of `extra_callbacks`). Returns what
+    happened."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -125,10 +194,13 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
     threads = set_threads(cfg)
     device = pick_device(cfg)
     precision = pick_precision(cfg, device)
+    devices, strategy = pick_devices(cfg, device)
+    agree = _RanksAgree()
 
     ckpt_dir = run_dir / "checkpoints"
     # One file, last.ckpt, rewritten every `checkpoint_every` epochs. Not save_last=True with save_top_k=0: since
     # Lightning 2.6 that writes "last" only when a top-k checkpoint was saved too, i.e. never until training ends.
+    extra = list(callbacks or ()) + list(_EXTRA.get())
     callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, save_last=False,
                                  enable_version_counter=False, every_n_epochs=max(1, t.checkpoint_every),
                                  save_on_train_epoch_end=True)]
@@ -145,11 +217,12 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
         callbacks.append(RichProgressBar(leave=True))
     elif progress:
         callbacks.append(_EpochPrinter().callback)
+    callbacks += extra + [agree.callback]
     loggers = [CSVLogger(str(run_dir), name="logs", version=""),
                TensorBoardLogger(str(run_dir), name="logs", version="", default_hp_metric=False)]
 
     trainer = pl.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices="auto" if device == "cuda" else 1,
+        accelerator="gpu" if device == "cuda" else "cpu", devices=devices, strategy=strategy,
         precision=precision, max_epochs=t.epochs, logger=loggers, callbacks=callbacks,
         gradient_clip_val=t.grad_clip, deterministic=t.deterministic, plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress and tty, enable_model_summary=False, num_sanity_val_steps=0,
@@ -199,7 +272,8 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
             "stopped_early": bool(trainer.should_stop and trainer.current_epoch < t.epochs),
             "steps": int(trainer.global_step),
             # share of the training time spent getting and augmenting batches rather than in the model
-            "data_wait_share": round(module.data_seconds / module.train_seconds, 4) if module.train_seconds else None}
+            "data_wait_share": round(module.data_seconds / module.train_seconds, 4) if module.train_seconds else None,
+            **agree.info()}
 
 
 @torch.inference_mode()

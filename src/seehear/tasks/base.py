@@ -27,7 +27,7 @@ from seehear.config import RunConfig
 from seehear.data.records import Source
 from seehear.engine import run_folder as rf
 from seehear.engine.checkpoint import read_json
-from seehear.engine.trainer import set_threads
+from seehear.engine.trainer import pick_device, pick_devices, set_threads
 from seehear.recipes import deep_merge, user_settings
 
 
@@ -84,8 +84,14 @@ def named_settings(model=None, epochs=None, time_budget=None, label_pattern=None
 
 def train_task(task: Task, data, out, *, config=None, named: dict | None = None, overrides: Sequence[str] = (),
                resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult:
-    """Train `task` on DATA into the run folder OUT; returns its held-out metrics."""
-    with rf.open_run_dir(out, resume=resume, overwrite=overwrite, protect=[data]) as out:
+    """Train `task` on DATA into the run folder OUT; returns its held-out metrics.
+
+    Data parallel (train.devices > 1, or under torchrun): rank 0 alone writes the run folder; the other ranks do
+    the same work in a scratch folder (engine/run_folder.rank_scratch) and return after training."""
+    rank = rf.process_rank()
+    opened = rf.open_run_dir(out, resume=resume, overwrite=overwrite, protect=[data]) if rank == 0 else \
+        rf.rank_scratch(out, resume=resume)
+    with opened as out:
         if resume:  # the run's own settings, so that the continued run is the same run
             cfg = RunConfig.from_yaml(out / "config.yaml", complete=True)
             meta_path = out / "meta.json"
@@ -96,6 +102,7 @@ def train_task(task: Task, data, out, *, config=None, named: dict | None = None,
             source = task.load(data, (user.get("data") or {}).get("label_pattern"))
             cfg, recipe = task.resolve(source, user, overrides)
             cfg.task = task.name
+            pick_devices(cfg, pick_device(cfg))  # more devices than the machine has: say so before any work
             cfg.to_yaml(out / "config.yaml")
         set_threads(cfg)
         torch.manual_seed(cfg.train.seed)  # the model's initial weights come from the run's seed: repeatable
@@ -110,6 +117,8 @@ def train_task(task: Task, data, out, *, config=None, named: dict | None = None,
                 "versions": rf.versions(), "machine": rf.machine(), "command": rf.describe_command()}
         rf.write_meta(out, meta)
         info = task.fit(p, cfg, out, resume, progress)
+        if rank != 0:  # measuring and the run's files are rank 0's
+            return TrainResult(out, {}, {"rank": rank, "train": info})
         p.model.eval()
         rf.save_model(out, p.model)
         split, metrics = task.measure(p, cfg, out)

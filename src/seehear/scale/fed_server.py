@@ -1,0 +1,100 @@
+"""The Flower server of `seehear federate`, run as its own process:
+
+    python -m seehear.scale.fed_server --address 127.0.0.1:PORT --dir WORK
+
+WORK holds what the supervisor (scale/federate.py) prepared: server.json (rounds, strategy, DP), spec.json (the
+run's settings, to build the same Recognizer), initial.safetensors (the starting weights) and valid.safetensors
+(the held-out validation examples the global model is measured on after each round; no client's data). It writes
+global.safetensors (the weights after the last round) and history.json (validation accuracy per round).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seehear.atomic import atomic_write, write_json
+from seehear.config import RunConfig
+from seehear.engine.trainer import predict_probs
+from seehear.errors import SeehearError
+from seehear.models.recognizer import build_recognizer
+from seehear.scale.fed_client import load_arrays
+
+
+def build_strategy(s: dict, initial, evaluate_fn):
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import strategy as st
+
+    n = int(s["clients"])
+    mu = float(s["proximal_mu"]) if s["strategy"] == "fedprox" else 0.0
+    common = dict(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n, min_available_clients=n,
+                  evaluate_fn=evaluate_fn, initial_parameters=ndarrays_to_parameters(initial),
+                  on_fit_config_fn=lambda rnd: {"round": rnd, "local_epochs": int(s["local_epochs"]),
+                                                "proximal_mu": mu})
+    if s["strategy"] == "fedavg":
+        strategy = st.FedAvg(**common)
+    elif s["strategy"] == "fedprox":
+        strategy = st.FedProx(**common, proximal_mu=mu)
+    elif s["strategy"] == "fedavgm":
+        strategy = st.FedAvgM(**common, server_learning_rate=1.0, server_momentum=float(s["server_momentum"]))
+    else:
+        raise SeehearError(f"unknown strategy {s['strategy']!r}")
+    if s.get("dp_noise"):  # clip each client's update to dp_clip, add N(0, (noise * clip)^2 / n) to the mean
+        strategy = st.DifferentialPrivacyServerSideFixedClipping(
+            strategy, noise_multiplier=float(s["dp_noise"]), clipping_norm=float(s["dp_clip"]), num_sampled_clients=n)
+    return strategy
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="seehear.scale.fed_server")
+    p.add_argument("--address", required=True)
+    p.add_argument("--dir", required=True, type=Path)
+    a = p.parse_args(argv)
+    try:
+        import flwr
+        from safetensors.torch import load_file, save_file
+
+        logging.getLogger("flwr").setLevel(logging.ERROR)
+        work = a.dir
+        s = json.loads((work / "server.json").read_text())
+        spec = json.loads((work / "spec.json").read_text())
+        cfg = RunConfig.from_dict(spec["config"])
+        torch.set_num_threads(max(1, cfg.train.threads or 1))
+        model = build_recognizer(cfg, spec["labels"], spec["modality"], spec.get("norm_stats"))
+        init = load_file(str(work / "initial.safetensors"))
+        initial = [init[k].numpy() for k in sorted(init)]
+        load_arrays(model, initial)
+        valid = load_file(str(work / "valid.safetensors"))
+        xva, yva = valid["x"], valid["y"]
+        history: list[dict] = []
+        latest = {"arrays": initial}
+        t0 = time.time()
+
+        def evaluate_fn(rnd, arrays, config):  # the global model after each round, on held-out data
+            latest["arrays"] = arrays
+            load_arrays(model, arrays)
+            acc = float((predict_probs(model, xva, precision="32").argmax(1) == yva).float().mean()) \
+                if len(yva) else float("nan")
+            if rnd > 0:
+                history.append({"round": rnd, "val_acc": acc, "seconds": round(time.time() - t0, 2)})
+                write_json(work / "history.json", history)
+            return 0.0, {"accuracy": acc}
+
+        flwr.server.start_server(server_address=a.address, strategy=build_strategy(s, initial, evaluate_fn),
+                                 config=flwr.server.ServerConfig(num_rounds=int(s["rounds"]),
+                                                                 round_timeout=float(s["round_timeout"])))
+        tensors = {f"{i:05d}": torch.as_tensor(x).contiguous() for i, x in enumerate(latest["arrays"])}
+        atomic_write(work / "global.safetensors", lambda tmp: save_file(tensors, tmp))
+    except SeehearError as e:
+        print(f"seehear: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

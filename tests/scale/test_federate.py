@@ -1,0 +1,74 @@
+"""seehear federate: a real Flower server and two client processes on 127.0.0.1; the global model is a run folder
+that predicts; a client without data, or a file without a client, is one line."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import seehear
+from seehear.errors import DataError
+
+FAST = ["train.threads=1", "data.workers=1", "train.batch_size=8"]
+
+
+def _manifest(tmp_path: Path, speaker=lambda j: f"s{j % 2}") -> Path:
+    from seehear.data.synth import make_tones
+
+    d = make_tones(tmp_path / "tones", classes=3, per_class=10, seconds=0.5)
+    rows = ["path,label,speaker"]
+    for f in sorted(d.rglob("*.wav")):
+        rows.append(f"{f},{f.parent.name},{speaker(int(f.stem.split('_')[1]))}")
+    m = tmp_path / "tones.csv"
+    m.write_text("\n".join(rows) + "\n")
+    return m
+
+
+@pytest.mark.slow
+def test_two_clients_on_loopback_make_a_run_that_predicts(tmp_path):
+    from seehear.api import predict
+    from seehear.engine.run_folder import load_run
+    from seehear.scale.federate import federate
+
+    data = _manifest(tmp_path)
+    r = federate(data, tmp_path / "fed", clients_by="speaker", rounds=8, local_epochs=3, strategy="fedprox",
+                 overrides=FAST, progress=False)
+    fed = json.loads((r.run_dir / "federated.json").read_text())
+    assert set(fed["clients"]) == {"s0", "s1"} and sum(fed["clients"].values()) > 0
+    assert [h["round"] for h in fed["history"]] == list(range(1, 9))
+    run = load_run(r.run_dir)
+    assert run.meta["task"] == "classify" and run.meta["train"]["federated"] and run.meta["status"] == "done"
+    wav = next((data.parent / "tones").rglob("*.wav"))
+    rows = predict(r.run_dir, [wav])
+    assert rows[0]["top"][0]["label"] in run.labels
+    assert r.metrics["accuracy"] >= 0.6  # the aggregated model learned (3 classes: chance is 0.33)
+
+
+def test_a_client_with_no_data_is_one_line(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from seehear.config import RunConfig
+
+    save_file({"x": torch.zeros(0, 8000, dtype=torch.int16), "y": torch.zeros(0, dtype=torch.long)},
+              str(tmp_path / "empty.safetensors"))
+    (tmp_path / "spec.json").write_text(json.dumps({"config": RunConfig().to_dict(), "labels": ["a", "b"],
+                                                    "modality": "audio"}))
+    env = {"PYTHONPATH": str(Path(seehear.__file__).parents[1]), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    p = subprocess.run([sys.executable, "-m", "seehear.scale.fed_client", "--server", "127.0.0.1:9", "--shard",
+                        str(tmp_path / "empty.safetensors"), "--spec", str(tmp_path / "spec.json")],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 2
+    assert "no training examples" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_files_without_a_client_or_a_single_client(tmp_path):
+    from seehear.scale.federate import federate
+
+    data = _manifest(tmp_path, speaker=lambda j: "" if j == 3 else f"s{j % 2}")
+    with pytest.raises(DataError, match="no 'speaker' to say which client"):
+        federate(data, tmp_path / "a", rounds=1, overrides=FAST, progress=False)
+    one = _manifest(tmp_path / "one", speaker=lambda j: "s0")
+    with pytest.raises(DataError, match="at least 2 clients"):
+        federate(one, tmp_path / "b", rounds=1, overrides=FAST, progress=False)

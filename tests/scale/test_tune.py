@@ -1,0 +1,149 @@
+"""seehear tune: a real optuna study over real training runs; a killed study resumes from its SQLite file; the best
+settings train; bad storage and budgets are one-line errors."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+import seehear
+from seehear.errors import ConfigError, SeehearError
+from seehear.scale import space as sp
+from seehear.scale.study import STUDY_NAME, StudyError, study_lock
+from seehear.scale.tune import tune
+
+FAST = ["train.epochs=2", "train.threads=1", "data.workers=1"]
+# a small space keeps each trial cheap (the model family stays the recipe's fastnet)
+SMALL = {"train.lr": ("log", 0.3, 3.0, "relative"), "train.label_smoothing": ("float", 0.0, 0.3)}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    from seehear.data.synth import make_shape_images
+
+    return make_shape_images(tmp_path_factory.mktemp("tune") / "shapes", classes=3, per_class=16, size=16)
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(seehear.__file__).parents[1])}
+
+
+def _states(out: Path) -> list[str]:
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'study.db'}")
+    return [t.state.name for t in study.get_trials(deepcopy=False)]
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_and_best_yaml_trains(shapes, tmp_path):
+    out = tmp_path / "tune"
+    args = [sys.executable, "-m", "seehear", "tune", str(shapes), "--budget", "10m", "--trials", "3", "--out",
+            str(out), "--sampler", "random", "--pruner", "none", "--quiet"] + sum((["--set", s] for s in FAST), [])
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (out / "study.json").is_file():  # written once the first trial is recorded
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "no trial finished in 120 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = _states(out)
+    assert 1 <= before.count("COMPLETE") < 3, before  # killed part way, with at least one trial done
+
+    r = tune(shapes, out, budget=600, trials=3, sampler="random", pruner="none", overrides=FAST, progress=False)
+    after = _states(out)
+    assert after.count("COMPLETE") == 3 and r.trials == 3, after  # 3 in all, not 3 more
+    assert len(after) == 3 + before.count("RUNNING"), after  # an interrupted trial was retried, nothing else
+    study = json.loads((out / "study.json").read_text())
+    assert study["counts"]["complete"] == 3 and study["best"]["value"] == r.best_value
+    assert all((Path(t["run_dir"]) / "metrics.json").is_file() for t in study["trials"] if t["state"] == "complete")
+    for png in ("history.png", "importance.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    from seehear.api import train
+
+    trained = train(shapes, tmp_path / "again", config=out / "best.yaml", progress=False)
+    cfg = yaml.safe_load((trained.run_dir / "config.yaml").read_text())
+    assert cfg["train"]["lr"] == pytest.approx(best["train"]["lr"])  # the tuned values are what trained
+    assert cfg["train"]["label_smoothing"] == pytest.approx(best["train"]["label_smoothing"])
+    assert 0.0 <= trained.accuracy <= 1.0
+
+
+def test_search_space_settings_are_absolute_and_the_grid_finite():
+    from seehear.config import RunConfig
+
+    base = RunConfig()
+    params = {"train.lr": 2.0, "train.batch_size": 32, "model": "small_cnn-narrow"}
+    s = sp.settings(params, sp.SPACE["image"], base, "image")
+    assert s["train"]["lr"] == pytest.approx(2.0 * base.train.lr) and s["train"]["batch_size"] == 32
+    assert s["model"] == {"name": "small_cnn", "kwargs": {"width": 16}}
+    for modality in ("image", "audio"):
+        g = sp.grid(sp.SPACE[modality])
+        assert set(g) == set(sp.SPACE[modality]) and all(1 <= len(v) <= 5 for v in g.values())
+        RunConfig().override([f"{k}={v[0]}" for k, v in g.items() if k != "model"])  # every key is a setting
+
+
+def test_budget_too_small_for_one_trial(shapes, tmp_path):
+    with pytest.raises(ConfigError, match="too small for one trial"):
+        tune(shapes, tmp_path / "t", budget=3, progress=False)
+    from seehear.cli import main
+
+    assert main(["tune", str(shapes), "--budget", "2s", "--out", str(tmp_path / "t")]) == 2
+
+
+def test_storage_of_another_study_or_version(shapes, tmp_path):
+    other = tmp_path / "other.db"
+    optuna.create_study(study_name="someone-else", storage=f"sqlite:///{other}")
+    with pytest.raises(StudyError, match="another study"):
+        tune(shapes, tmp_path / "a", budget=60, storage=str(other), space=SMALL, overrides=FAST, progress=False)
+    old = tmp_path / "old.db"
+    optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{old}").set_user_attr("format", 0)
+    with pytest.raises(StudyError, match="another seehear tune version"):
+        tune(shapes, tmp_path / "b", budget=60, storage=str(old), space=SMALL, overrides=FAST, progress=False)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StudyError):
+        tune(shapes, tmp_path / "c", budget=60, storage=str(garbage), space=SMALL, overrides=FAST, progress=False)
+
+
+def test_locked_study_and_storage(shapes, tmp_path):
+    out = tmp_path / "busy"
+    with study_lock(out):  # another tune process on the same OUT
+        with pytest.raises(StudyError, match="another `seehear tune` is running"):
+            tune(shapes, out, budget=60, space=SMALL, overrides=FAST, progress=False)
+    db = tmp_path / "locked.db"
+    optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{db}")
+    con = sqlite3.connect(db)
+    con.execute("BEGIN EXCLUSIVE")  # a writer elsewhere holds the database
+    try:
+        with pytest.raises(SeehearError, match="locked"):
+            tune(shapes, tmp_path / "d", budget=60, storage=str(db), space=SMALL, overrides=FAST, progress=False)
+    finally:
+        con.rollback()
+        con.close()
+
+
+def test_a_pruned_trial_stops_while_it_trains(shapes, tmp_path):
+    # a pruner that prunes every trial at its first report: the trial must stop after one epoch of five
+    out = tmp_path / "pruned"
+    r = tune(shapes, out, budget=600, trials=1, space=SMALL, pruner=optuna.pruners.ThresholdPruner(lower=2.0),
+             overrides=["train.epochs=5", "train.threads=1", "data.workers=1"], progress=False)
+    assert r.trials == 1 and r.best_value is None and r.best_yaml is None
+    study = json.loads((out / "study.json").read_text())
+    t = study["trials"][0]
+    assert t["state"] == "pruned" and list(t["val_acc_per_epoch"]) == ["0"]
+    meta = json.loads((Path(t["run_dir"]) / "meta.json").read_text())
+    assert meta["status"] == "pruned"
+    epochs = {row.split(",")[0] for row in (Path(t["run_dir"]) / "logs" / "metrics.csv").read_text().splitlines()[1:]}
+    assert len(epochs) == 1  # one epoch logged, not five
