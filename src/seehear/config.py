@@ -103,6 +103,9 @@ class TrainConfig:
     grad_clip: Optional[float] = 5.0
     early_stopping: Optional[int] = None  # patience in epochs on validation accuracy; None = off
     class_weights: bool = False  # weight the loss by inverse class frequency
+    adversarial: Literal["none", "fgsm"] = "none"  # fgsm: train on FGSM-with-random-start batches (Wong et al.)
+    adversarial_eps: float = 8.0  # images: the L-inf bound in pixel levels of 255
+    adversarial_snr_db: float = 30.0  # audio: the perturbation is at least this far below each clip
     precision: Literal["auto", "bf16", "32", "fp32", "16"] = "auto"  # auto: bf16 where the hardware has it natively
     seed: int = 0
     deterministic: bool = False

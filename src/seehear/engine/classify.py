@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from seehear.config import RunConfig
 from seehear.data.decode import pcm_to_float
+from seehear.engine.adversarial import fgsm_rs_batch
 from seehear.engine.base_module import TrainModule
 from seehear.features.augment import mixup
 from seehear.models.recognizer import Recognizer
@@ -61,6 +62,10 @@ class ClassifyModule(TrainModule):
         self.start_step()
         x, y = batch
         x = self.prepare(x, train=True)
+        t = self.cfg.train
+        if t.adversarial == "fgsm":  # train on the batch's FGSM-RS perturbation (engine/adversarial.py)
+            x = fgsm_rs_batch(self.model, x, y, eps_pixels=t.adversarial_eps, snr_db=t.adversarial_snr_db,
+                              generator=self._mix)
         alpha = self.cfg.augment.mixup
         if alpha > 0 and len(y) > 1:  # mixup: convex mixes of example pairs, trained on the mixed labels
             x, target = mixup(x, F.one_hot(y, len(self.model.labels)).float(), alpha, self._mix)

@@ -1,0 +1,31 @@
+"""Adversarial training (`train.adversarial=fgsm`): each training batch is replaced by its FGSM-with-random-start
+perturbation, the "fast is better than free" recipe (Wong et al. 2020): one gradient step from a random point in
+the L∞ ball, step 1.25 ε, projected back. Images are perturbed in pixel levels (ε = train.adversarial_eps of 255),
+audio within a per-clip bound set by an SNR (train.adversarial_snr_db), so the perturbation is never louder than
+that. seehear.trust measures the result (FGSM and PGD accuracy in `seehear report --adversarial`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def fgsm_rs_batch(model, x: torch.Tensor, y: torch.Tensor, *, eps_pixels: float, snr_db: float,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """The perturbed batch, in the dtype the Recognizer takes: float pixels 0..1 for images, float waves for
+    audio. The model's mode and parameters are left as they are (no gradient reaches them here)."""
+    image = model.modality == "image"
+    s = x.float()  # uint8 pixels as 0..255 floats; waves are already float -1..1
+    if image:
+        eps, lo, hi = torch.tensor(float(eps_pixels), device=s.device), 0.0, 255.0
+    else:
+        rms = s.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp(min=1e-8)
+        eps, lo, hi = rms * 10 ** (-snr_db / 20), -1.0, 1.0
+    noise = torch.rand(s.shape, generator=generator, device="cpu" if generator is not None else s.device)
+    start = (s + (noise.to(s.device) * 2 - 1) * eps).clamp(lo, hi).detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model.logits(start / 255.0 if image else start).float(), y)
+        (g,) = torch.autograd.grad(loss, start)
+    adv = start.detach() + 1.25 * eps * g.sign()
+    adv = torch.max(torch.min(adv, s + eps), s - eps).clamp(lo, hi)
+    return adv / 255.0 if image else adv
