@@ -1,7 +1,7 @@
 """compress-cifar10: what `seehear compress` buys on CIFAR-10 (default image recipe, fastnet).
 
-    .venv/bin/python bench/compress.py --subset 500 --budget 120   # ~10 minutes → bench/results/compress-cifar10-subset.json
-    .venv/bin/python bench/compress.py                             # the full set, 8-minute training (well over 15 min)
+    .venv/bin/python bench/compress.py --subset 500 --budget 120   # ~10 min → results/compress-cifar10-subset.json
+    .venv/bin/python bench/compress.py                             # full set, 8-minute training (well over 15 min)
 
 Trains one run, then measures on its held-out test split, batch 1, one thread, ONNX Runtime:
 - int8 of the run itself (seehear export --int8, checked against fp32 on held-out training images) vs fp32:

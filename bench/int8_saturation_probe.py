@@ -1,6 +1,6 @@
 """Probe: how often fastnet's whitening stem would saturate ONNX Runtime's u8 x s8 kernels on an AVX2-only CPU.
 
-    .venv/bin/python bench/int8_saturation_probe.py [--run RUN --data DATA]   → bench/results/probes/int8-saturation.json
+    .venv/bin/python bench/int8_saturation_probe.py [--run RUN --data DATA]  → results/probes/int8-saturation.json
 
 Without VNNI, ONNX Runtime multiplies uint8 activations by int8 weights with VPMADDUBSW, which adds each pair of
 products into a saturating int16. This cannot be run on a VNNI machine, so the probe counts it instead: it quantizes
