@@ -26,6 +26,14 @@ def logits(path, x, optimized):
     return np.concatenate([s.run(None, {"input": x[i:i + 64]})[0] for i in range(0, len(x), 64)])
 
 
+def _accuracy(run_dir: Path):
+    """The run's own test accuracy (metrics.json), so a figure from an under-trained run reads as such."""
+    import json
+
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    return next((v["accuracy"] for v in m.values() if isinstance(v, dict) and "accuracy" in v), None)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run")
@@ -42,7 +50,7 @@ def main(argv=None) -> None:
     with Bench("probes/int8-options") as b:
         if a.run is None:
             data = make_digit_images(WORK / "digits-png") if a.data is None else Path(a.data)
-            run_dir = seehear.train(data, WORK / "runs" / "digits-options", time_budget=20, overwrite=True,
+            run_dir = seehear.train(data, WORK / "runs" / "digits-options", time_budget=40, overwrite=True,
                                     progress=False).run_dir
         else:
             run_dir, data = Path(a.run), Path(a.data)
@@ -89,7 +97,8 @@ def main(argv=None) -> None:
                     r[key] = {"agreement": round(float((got.argmax(1) == ref.argmax(1)).mean()), 4),
                               "logits_snr_db": round(float(snr), 1)}
                 out[name] = r
-        b.figures.update({"run": str(run_dir), "data": str(data), "check_examples": int(len(x_chk)),
+        b.figures.update({"run": str(run_dir), "data": str(data), "run_test_accuracy": _accuracy(run_dir),
+                          "check_examples": int(len(x_chk)),
                           "calibration_examples": int(len(x_cal)), "settings": out})
         b.notes.append("agreement and SNR on held-out inputs (not the calibration ones); one run: differences of "
                        "a dB are not significant")
