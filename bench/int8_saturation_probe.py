@@ -1,6 +1,6 @@
 """Probe: how often fastnet's whitening stem would saturate ONNX Runtime's u8 x s8 kernels on an AVX2-only CPU.
 
-    .venv/bin/python bench/int8_saturation_probe.py [--run RUN --data DATA]   → bench/results/probes/int8-saturation.json
+    .venv/bin/python bench/int8_saturation_probe.py [--run RUN --data DATA]  → results/probes/int8-saturation.json
 
 Without VNNI, ONNX Runtime multiplies uint8 activations by int8 weights with VPMADDUBSW, which adds each pair of
 products into a saturating int16. This cannot be run on a VNNI machine, so the probe counts it instead: it quantizes
@@ -20,6 +20,14 @@ import torch
 from common import WORK, Bench
 
 
+def _accuracy(run_dir: Path):
+    """The run's own test accuracy (metrics.json), so a figure from an under-trained run reads as such."""
+    import json
+
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    return next((v["accuracy"] for v in m.values() if isinstance(v, dict) and "accuracy" in v), None)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run")
@@ -33,7 +41,7 @@ def main(argv=None) -> None:
     with Bench("probes/int8-saturation") as b:
         if a.run is None:
             data = make_digit_images(WORK / "digits-png") if a.data is None else Path(a.data)
-            run_dir = seehear.train(data, WORK / "runs" / "digits-saturation", time_budget=20, overwrite=True,
+            run_dir = seehear.train(data, WORK / "runs" / "digits-saturation", time_budget=40, overwrite=True,
                                     progress=False).run_dir
         else:
             run_dir, data = Path(a.run), Path(a.data)
@@ -62,7 +70,8 @@ def main(argv=None) -> None:
         ws = np.abs(w).reshape(out_ch, -1).max(1) / 127
         w8 = np.round(w / ws[:, None, None, None]) * ws[:, None, None, None]
         b.figures.update({
-            "run": str(run_dir), "data": str(data), "images": len(recs), "stem_weight_shape": list(w.shape),
+            "run": str(run_dir), "data": str(data), "run_test_accuracy": _accuracy(run_dir), "images": len(recs),
+            "stem_weight_shape": list(w.shape),
             "stem_max_abs_weight": round(float(np.abs(w).max()), 3),
             "channel_sum_fp32_max_per_filter": [float(f"{v:.3g}") for v in np.abs(w.sum(1)).max((1, 2))],
             "channel_sum_int8_max_per_filter": [float(f"{v:.3g}") for v in np.abs(w8.sum(1)).max((1, 2))],

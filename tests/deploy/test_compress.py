@@ -35,7 +35,7 @@ def test_kd_loss_is_hard_labels_when_student_matches_teacher_and_grows_apart():
 def test_pruned_run_is_smaller_still_right_and_a_run_like_any_other(fastnet_run, shapes_dir, tmp_path, capsys):
     out = tmp_path / "small"
     assert main(["compress", str(fastnet_run), "--out", str(out), "--prune", "0.5", "--epochs", "3",
-                 "--int8", str(shapes_dir)]) == 0
+                 "--int8", str(shapes_dir), "--no-distill"]) == 0
     printed = capsys.readouterr().out
     assert "compressed int8" in printed and "report.html" in printed
     c = json.loads((out / "compress.json").read_text())
@@ -44,6 +44,7 @@ def test_pruned_run_is_smaller_still_right_and_a_run_like_any_other(fastnet_run,
     assert small["onnx_kb"] < orig["onnx_kb"] and q["onnx_kb"] < small["onnx_kb"]
     assert small["accuracy"] >= orig["accuracy"] - 0.1 and small["accuracy"] >= 0.8, "still right on easy data"
     assert c["int8"]["top1_agreement_with_fp32"] >= 0.99
+    assert c["finetune"]["teacher"] is None and "kl_to_teacher_after" not in c["finetune"], "--no-distill: labels"
     assert c["held_out_examples"] == len(json.loads((fastnet_run / "split.json").read_text())["test"])
     html = (out / "report.html").read_text()
     assert "Compression" in html and "batch-1 latency" in html

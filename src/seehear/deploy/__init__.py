@@ -1,1 +1,2 @@
-"""Deployment: the trained run as a file other runtimes load (ONNX), and later serving."""
+"""Deployment: the trained run as a file other runtimes load (ONNX, int8 checked against fp32), and smaller runs
+(seehear compress: channel pruning, distillation)."""

@@ -9,6 +9,7 @@ report.html shows. The folder is assembled beside OUT and renamed into place who
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -67,12 +68,13 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
     """Write a compressed copy of RUN to OUT and return its compress.json.
 
     `prune`: fraction of channels to remove, then fine-tune (distilling from the unpruned model unless a teacher
-    is named, or on the hard labels alone with distill=False); `distill_from`: a teacher run with the same labels to distill from (without `prune`, the run's own
-    model is the student); `int8`: calibration data for a checked int8 ONNX copy (True: the run's data source);
-    `data`: labelled data to measure accuracy on (default: the run's held-out split)."""
+    is named, or on the hard labels alone with distill=False); `distill_from`: a teacher run with the same labels
+    to distill from (without `prune`, the run's own model is the student); `int8`: calibration data for a checked
+    int8 ONNX copy (True: the run's data source); `data`: labelled data to measure accuracy on (default: the run's
+    held-out split)."""
     import torch
 
-    from seehear.deploy import distill, prune as pruning
+    from seehear.deploy import distill as distilling, prune as pruning  # not `distill`: that is the flag
     from seehear.deploy.onnx import example_input
     from seehear.engine.run_folder import describe_command, load_run, now, save_model, write_meta
     from seehear.evaluation import compute_metrics, write_report
@@ -96,24 +98,27 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
     done: dict = {"from": str(Path(run).resolve()), "date": now(), "command": describe_command()}
     train = None
     if prune is not None or teacher is not None:
-        train = distill.load_split(src, "train")
+        train = distilling.load_split(src, "train")
     if prune is not None:
         pruning.prune_channels(model, float(prune), train.x[:4])
         done["prune"] = {"ratio": float(prune), "method": "torch-pruning, L2 group magnitude, structured channels"}
     if train is not None:
-        kl_before = distill.kl_to_teacher(model, teacher.model, test.x) if teacher else None
-        losses = distill.finetune(model, train, teacher=teacher.model if teacher else None, epochs=epochs)
+        kl_before = distilling.kl_to_teacher(model, teacher.model, test.x) if teacher else None
+        losses = distilling.finetune(model, train, teacher=teacher.model if teacher else None, epochs=epochs)
         done["finetune"] = {"epochs": epochs, "examples": int(len(train.y)), "loss_per_epoch": losses,
                             "teacher": str(Path(teacher.run_dir).resolve()) if teacher else None}
         if teacher:
             done["finetune"].update(kl_to_teacher_before=kl_before,
-                                    kl_to_teacher_after=distill.kl_to_teacher(model, teacher.model, test.x))
+                                    kl_to_teacher_after=distilling.kl_to_teacher(model, teacher.model, test.x))
         calibration = _recalibrate(src, model)  # new weights: the old temperature no longer fits them
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    work.chmod(0o777 & ~umask)  # mkdtemp makes it private; a run folder is as readable as `seehear train` makes it
     try:
-        for f in sorted(Path(run).iterdir()):  # the run's own files (config, split, logs...), copied atomically
+        for f in sorted(Path(run).iterdir()):  # the run's own files (config, split...); OUT appears whole below
             if f.is_file() and f.name not in NOT_COPIED:
                 shutil.copy2(f, work / f.name)
         save_model(work, model)

@@ -59,7 +59,7 @@ def plans(nodes: list[tuple[str, str]]) -> list[dict]:
     return out
 
 
-def _session(path, optimized: bool = True):
+def session(path, optimized: bool = True):
     import onnxruntime as ort
 
     from seehear.deploy.onnx import onnx_session
@@ -73,7 +73,7 @@ def _session(path, optimized: bool = True):
 
 
 def top1(path, x: np.ndarray, optimized: bool = True, batch: int = 64) -> np.ndarray:
-    s = _session(path, optimized)
+    s = session(path, optimized)
     return np.concatenate([s.run(None, {"input": x[i:i + batch]})[0].argmax(1) for i in range(0, len(x), batch)])
 
 
@@ -137,7 +137,7 @@ def export_int8(run_dir: str | Path, calibration_data: str | Path, out: str | Pa
                    f"inputs (needs {100 * min_agreement:.1f}%), even with {len(attempts[-1]['fp32_nodes'])} of "
                    f"{len(nodes)} layers in fp32" if best else f"the model has no layer int8 can replace")
             raise Int8Refused(f"int8 model not written ({cpu['isa']}, reduce_range={reduce_range}): {why}; "
-                              f"deploy the fp32 {fp32.name} instead")
+                              f"deploy the fp32 {fp32.name}, or accept less with --min-agreement")
         chosen = attempts[-1]
         info = {"calibration_examples": int(len(x_cal)), "check_examples": int(len(x_chk)), "skipped": skipped,
                 "top1_agreement_with_fp32": chosen["agreement"],
