@@ -6,42 +6,33 @@ augmentation in the training loop costs more than the model (the airbench lesson
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from seehear.data.decode import pcm_to_float
+from seehear.features.policies import apply_policies
+from seehear.features.rng import numpy_rng, rand, randint, randn
 
 SPEED_LEVELS = 5  # speed perturbation resamples per group of equal factor: a few resample calls per batch
 
 
-def _rand(shape, generator, device) -> torch.Tensor:
-    if generator is None:
-        return torch.rand(shape, device=device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(device)
-
-
-def _randn(shape, generator, device) -> torch.Tensor:
-    if generator is None:
-        return torch.randn(shape, device=device)
-    return torch.randn(shape, generator=generator, device=generator.device).to(device)
-
-
-def _randint(high: int, shape, generator, device) -> torch.Tensor:
-    """Uniform integers in [0, high)."""
-    return (_rand(shape, generator, device) * high).long().clamp_(max=high - 1)
+_rand, _randn, _randint = rand, randn, randint  # the short names this file's code uses
 
 
 # ---------------------------------------------------------------------------------------------------- images
 
 
 def augment_images(x: torch.Tensor, cfg, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random horizontal flip (cfg.flip), random translation by up to cfg.crop_pad pixels with reflect padding
+    """The policies of features/policies.py when switched on, then random horizontal flip (cfg.flip), random translation by up to cfg.crop_pad pixels with reflect padding
     (pad once, then one gather picks each sample's crop), then cutout of a cfg.cutout-pixel square (0 = off).
     x: [B, C, H, W] uint8 or float; dtype is kept."""
     b, c, h, w = x.shape
     if b == 0:
         return x
+    x = apply_policies(x, cfg, generator)  # resized crop, RandAugment / TrivialAugment / AugMix, colour jitter
     if cfg.flip:
         flip = _rand(b, generator, x.device) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -253,13 +244,7 @@ def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torc
     batch, mixed with a random permutation of the batch. Integer inputs are mixed as float. Returns (x, y)."""
     if alpha <= 0 or x.shape[0] < 2:
         return x, y_onehot
-    if generator is None:
-        lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    else:  # torch's Beta sampler takes no generator: draw it from a numpy RNG seeded by the generator
-        import numpy as np
-
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
-        lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    lam = float(numpy_rng(generator).beta(alpha, alpha))  # torch's Beta sampler takes no generator
     if not x.is_floating_point():
         x = x.float()
     perm = torch.randperm(x.shape[0], generator=generator,
@@ -268,4 +253,24 @@ def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torc
     return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
 
 
-__all__ = ["augment_images", "augment_waves", "speed_perturb", "pink_noise", "SpecAugment", "mixup"]
+def cutmix(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
+    """CutMix (Yun et al. 2019): one box per batch, of area share 1 - lambda with lambda ~ Beta(alpha, alpha), pasted
+    from a random permutation of the batch; labels mixed by the share actually pasted. Returns (x, y)."""
+    if alpha <= 0 or x.shape[0] < 2 or x.dim() != 4:
+        return x, y_onehot
+    b, _, h, w = x.shape
+    lam = float(numpy_rng(generator).beta(alpha, alpha))
+    ch, cw = int(round(h * math.sqrt(1 - lam))), int(round(w * math.sqrt(1 - lam)))
+    cy, cx = int(_randint(h, 1, generator, "cpu")), int(_randint(w, 1, generator, "cpu"))
+    top, bottom = max(0, cy - ch // 2), min(h, cy + (ch + 1) // 2)
+    left, right = max(0, cx - cw // 2), min(w, cx + (cw + 1) // 2)
+    perm = torch.randperm(b, generator=generator,
+                          device=generator.device if generator is not None else "cpu").to(x.device)
+    out = x.clone()
+    out[:, :, top:bottom, left:right] = x[perm][:, :, top:bottom, left:right]
+    share = (bottom - top) * (right - left) / (h * w)
+    y = y_onehot if y_onehot.is_floating_point() else y_onehot.float()
+    return out, (1 - share) * y + share * y[perm]
+
+
+__all__ = ["cutmix", "augment_images", "augment_waves", "speed_perturb", "pink_noise", "SpecAugment", "mixup"]
