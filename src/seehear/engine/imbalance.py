@@ -59,8 +59,9 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, *, kind: str
     per_class = -(focus * t * logp)  # [B, K]
     if weight is None:
         return per_class.sum(1).mean()
-    w = weight.to(logits.device)
-    return (per_class * w).sum(1).sum() / (t * w).sum(1).sum().clamp_min(1e-12)
+    w = weight.to(logits.device)  # normalised as F.cross_entropy does: by the true classes' weights, or by B
+    denom = w[target].sum() if target.dim() == 1 else torch.tensor(float(len(target)))
+    return (per_class * w).sum() / denom.clamp_min(1e-12)
 
 
 def posthoc_adjust(logits: torch.Tensor, log_prior_: torch.Tensor, tau: float) -> torch.Tensor:

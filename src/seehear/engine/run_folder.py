@@ -150,6 +150,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if missing or unexpected:
         raise RunError(f"{run_dir}/model.safetensors does not fit the model in meta.json "
                        f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    if meta.get("logit_shift"):  # post-hoc logit adjustment (train.posthoc_tau)
+        model.set_logit_shift(meta["logit_shift"])
     model.to(device).eval()
     return LoadedRun(run_dir, model, cfg, meta)
 

@@ -27,7 +27,7 @@ table.kv td:first-child{color:#666}pre{background:#f6f6f6;padding:.8rem;overflow
 """
 # order of known plots; any other *.png in the run folder is appended after these
 PLOTS = [("confusion.png", "Confusion matrix"), ("curves.png", "Training curves"),
-         ("reliability.png", "Calibration")]
+         ("reliability.png", "Calibration"), ("augmented.png", "Augmented training examples")]
 MAX_ROWS = 500  # long skipped/group lists are cut so the page stays quick to open
 
 
@@ -149,16 +149,18 @@ def _summary(meta: dict, metrics, split, m) -> str:
     return "".join(parts)
 
 
-def _per_class(m: dict) -> str:
+def _per_class(m: dict, train_counts: dict | None = None) -> str:
     pc = m.get("per_class") or {}
     if not pc:
         return ""
-    rows = [[lab, _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")), c.get("support", "")]
-            for lab, c in pc.items()]
+    tc = train_counts if isinstance(train_counts, dict) else {}
+    # training examples beside recall: a rare class's low recall is seen next to its count (class imbalance)
+    rows = [[lab, tc.get(lab, ""), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
+             c.get("support", "")] for lab, c in pc.items()]
     f1s = [c.get("f1", 1.0) for c in pc.values()]
     # highlight the weakest quarter of classes (by F1) so problem classes stand out in long tables
     cut = sorted(f1s)[len(f1s) // 4] if len(f1s) >= 4 else -1
-    html = _table(["class", "precision", "recall", "F1", "support"], rows, numeric={1, 2, 3, 4},
+    html = _table(["class", "trained on", "precision", "recall", "F1", "support"], rows, numeric={1, 2, 3, 4, 5},
                   row_class=lambda r: "low" if f1s[r] < cut else "")
     conf = m.get("confusion")
     labels = list(pc)
@@ -205,7 +207,7 @@ def write_report(run_dir) -> Path:
     title = f"seehear report — {run.resolve().name}"
     sections = [("Summary", _summary(meta, metrics, split, m))]
     if m:
-        sections += [("Per-class results", _per_class(m)), ("Per-group results", _per_group(m))]
+        sections += [("Per-class results", _per_class(m, (meta.get("data") or {}).get("train_per_class"))), ("Per-group results", _per_group(m))]
     known = {name for name, _ in PLOTS}
     for name, heading in PLOTS:
         if (run / name).is_file():
@@ -213,6 +215,10 @@ def write_report(run_dir) -> Path:
     for png in sorted(run.glob("*.png")):
         if png.name not in known:
             sections.append((png.stem.replace("_", " ").capitalize(), _img(png)))
+    clips = sorted(run.glob("augmented*.wav"))  # augmented training clips (engine/examples.py)
+    if clips:
+        sections.append(("Augmented training clips", "".join(
+            f'<p>{escape(c.name)}<br><audio controls src="{escape(c.name)}"></audio></p>' for c in clips)))
     sections.append(("Skipped files", _skipped(skipped)))
     config = run / "config.yaml"
     if config.is_file():

@@ -26,6 +26,12 @@ class Recognizer(nn.Module):
         self.labels = list(labels)
         self.modality = modality
         self.tta = tta  # outside training, logits average views of the image in one batch (see forward)
+        # post-hoc logit adjustment (train.posthoc_tau): subtracted outside training; not in the weights file (the
+        # run's meta.json holds it), so runs without it load as before
+        self.register_buffer("logit_shift", torch.zeros(0), persistent=False)
+
+    def set_logit_shift(self, shift) -> None:
+        self.logit_shift = torch.as_tensor(shift, dtype=torch.float32).to(self.logit_shift.device)
 
     @property
     def views(self) -> int:
@@ -39,6 +45,12 @@ class Recognizer(nn.Module):
         return f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._logits(x)
+        if self.logit_shift.numel() and not self.training:
+            out = out - self.logit_shift.to(out.dtype)
+        return out
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
         if self.tta == "none" or self.training or f.dim() != 4:
             return self.backbone(f)

@@ -20,6 +20,7 @@ from seehear.data.records import Source
 from seehear.data.sources import list_files, load_source, require_trainable
 from seehear.data.splits import find_leakage, splits_for
 from seehear.engine import run_folder as rf
+from seehear.engine.imbalance import log_prior
 from seehear.engine.trainer import fit, predict_probs, set_threads
 from seehear.errors import DataError, InputMismatchError
 from seehear.models.recognizer import build_recognizer, input_spec
@@ -99,9 +100,15 @@ class Classify(Task):
             mean, std = channel_stats(parts["train"][0])
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
+        per_class = torch.bincount(parts["train"][1], minlength=len(labels))
         meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
-                                             "leakage": len(leaks)}}
+                                             "leakage": len(leaks),
+                                             "train_per_class": dict(zip(labels, per_class.tolist()))}}
+        if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
+            shift = (cfg.train.posthoc_tau * log_prior(per_class)).tolist()
+            net.set_logit_shift(shift)
+            meta["logit_shift"] = shift
         return Prepared(net, meta, decoded.skipped, {"parts": parts, "records": records, "leaks": leaks})
 
     def fit(self, p, cfg, out, resume, progress):
