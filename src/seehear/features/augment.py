@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from seehear.data.decode import pcm_to_float
+from seehear.features.audio_augment import background_noise, load_noise_dir, more_waves
 from seehear.features.policies import apply_policies
 from seehear.features.rng import numpy_rng, rand, randint, randn
 
@@ -95,14 +96,14 @@ def speed_perturb(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
             continue
         idx = (factors == f).nonzero().flatten()
         # Resampling from num to 100 Hz shortens the clip by f: played at the old rate it is f times faster.
-        out[idx] = _fit_length(_resampler(num, x.dtype, x.device)(x[idx]), n)
+        out[idx] = _fit_length(resampler(num, x.dtype, x.device)(x[idx]), n)
     return out
 
 
 _resamplers: dict = {}
 
 
-def _resampler(num: int, dtype, device) -> nn.Module:
+def resampler(num: int, dtype, device) -> nn.Module:
     """torchaudio's Resample(num -> 100) with its sinc kernel computed once, not on every batch."""
     key = (num, dtype, str(device))
     if key not in _resamplers:
@@ -155,7 +156,9 @@ def _noise_bank(s: int, device) -> torch.Tensor:
 def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Speed perturbation (cfg.speed = [lo, hi], in SPEED_LEVELS discrete steps), time shift with zero fill (up to
     cfg.time_shift seconds either way), gain (+-cfg.gain_db), and white or pink noise at an SNR drawn from
-    cfg.noise_snr_db with probability cfg.noise_prob. Setting any of them to None (or 0) switches it off.
+    cfg.noise_snr_db with probability cfg.noise_prob (from the recordings in cfg.noise_dir when set). Pitch shift,
+    reverberation, band limit and babble (features/audio_augment.py) come before the noise, when switched on.
+    Setting any of them to None (or 0) switches it off.
     x: [B, S] float; returns float [B, S]."""
     owned = x.dtype == torch.int16  # whether x is our own copy (noise is then added in place)
     if owned:
@@ -177,13 +180,18 @@ def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Gener
     if cfg.gain_db:
         db = (_rand(b, generator, dev) * 2 - 1) * float(cfg.gain_db)
         x, owned = x * torch.pow(10.0, db / 20.0)[:, None], True
+    if cfg.pitch_semitones or cfg.reverb_prob or cfg.bandlimit_prob or cfg.babble_prob:
+        x, owned = more_waves(x, cfg, sample_rate, generator), True  # features/audio_augment.py
     if cfg.noise_snr_db and cfg.noise_prob > 0:
         lo, hi = float(cfg.noise_snr_db[0]), float(cfg.noise_snr_db[-1])
         snr = lo + (hi - lo) * _rand(b, generator, dev)
         use = _rand(b, generator, dev) < cfg.noise_prob
         pink = _rand(b, generator, dev) < 0.5
         rows = use.nonzero().flatten()  # noise only for the clips that get it
-        if len(rows):
+        if len(rows) and cfg.noise_dir:  # the user's recordings instead of generated noise
+            x = (x if owned else x.clone())
+            x[rows] = background_noise(x[rows], load_noise_dir(cfg.noise_dir, sample_rate), snr[rows], generator)
+        elif len(rows):
             bank = _noise_bank(s, dev)
             k, per_colour = len(rows), bank.shape[0] // 2
             pick = _randint(per_colour, k, generator, dev) + per_colour * pink[rows].long()

@@ -80,6 +80,10 @@ class Classify(Task):
         records, labels = source.records, source.labels
         splits = splits_for(records, cfg.data, cfg.train.seed, out / "split.json", resume)
         leaks = find_leakage(records, splits)
+        if source.modality == "audio" and cfg.augment.noise_dir:  # a bad folder is an error now, not mid-training
+            from seehear.features.audio_augment import load_noise_dir
+
+            load_noise_dir(cfg.augment.noise_dir, cfg.audio.sample_rate)
         decoded = decode_all(records, cfg, source.modality, workers=cfg.data.workers, progress=progress)
         lab_idx = {l: i for i, l in enumerate(labels)}
         row = {rec_i: row_i for row_i, rec_i in enumerate(decoded.keep)}
