@@ -185,7 +185,8 @@ def _refuse_to_replace(out: Path, protect) -> str | None:
     if not is_run_folder(out):
         return f"{out} is not a seehear run folder (no meta.json or config.yaml in it)"
     foreign = [e.name for e in out.iterdir() if not e.name.startswith(".") and not (
-        (e.is_dir() and e.name in RUN_SUBFOLDERS) or (e.is_file() and e.suffix in RUN_FILE_SUFFIXES))]
+        (e.is_dir() and e.name in RUN_SUBFOLDERS) or (e.is_file() and e.suffix in RUN_FILE_SUFFIXES)
+        or (e.is_file() and e.name.startswith("augmented_") and e.suffix == ".wav"))]  # evaluation/augmented.py
     if foreign:
         return f"it holds files seehear did not write ({', '.join(sorted(foreign)[:5])})"
     return None

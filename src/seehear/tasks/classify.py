@@ -134,6 +134,10 @@ class Classify(Task):
             plot_confusion(metrics[split], out / "confusion.png")
             plot_reliability(probs, ye.numpy(), out / "reliability.png")
         metrics["leakage"] = [list(x) for x in p.state["leaks"][:50]]
+        from seehear.evaluation.augmented import write_augmented_examples
+
+        xt, yt, _ = parts["train"]  # what the model was trained on, for the report
+        write_augmented_examples(xt, yt, p.model.labels, cfg, p.model.modality, out)
         csv = out / "logs" / "metrics.csv"
         if csv.is_file():
             plot_curves(csv, out / "curves.png")
