@@ -162,7 +162,7 @@ class SpeakerConfig:
 
 @dataclass
 class RunConfig:
-    task: Literal["classify", "transcribe", "speakers"] = "classify"  # speakers: speaker embeddings
+    task: Literal["classify", "transcribe", "speakers", "synthesize"] = "classify"  # synthesize: a GAN
     modality: Literal["auto", "image", "audio"] = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)

@@ -133,6 +133,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if meta.get("task") == "transcribe":
         raise RunError(f"{run_dir} is a transcription run: load it with seehear.speech.recognize.load_transcriber "
                        f"(or use `seehear transcribe`)")
+    if meta.get("task") == "synthesize":
+        raise RunError(f"{run_dir} is a GAN run: make images with `seehear synthesize {run_dir} --per-class N --out "
+                       f"DIR`")
     if meta.get("format") != FORMAT:
         raise RunError(f"{run_dir} was written by seehear {meta.get('seehear_version', '?')} (run format "
                        f"{meta.get('format')}); this is seehear {seehear.__version__} (format {FORMAT}): "
