@@ -100,7 +100,12 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     # Audio augmentation (resampling, noise) took a third of an FSDD step: on CPU it runs in a background thread
     # (data-wait share 35% -> 1%). Image augmentation is ~3% of a CIFAR step, less than a second thread costs in
     # contention on 2 cores (epoch 27 s -> 29 s), so it stays inline. On a GPU it runs on the device, inline.
-    if pick_device(cfg) == "cpu" and model.modality == "audio":
+    # The image policies (augment.policy, resized crops, colour jitter) are many small ops: inline, each one waited on
+    # the other cores' threads of a busy machine (data-wait share 24-42% on CIFAR, bench/results/
+    # augment-cifar10-subset.json before this), so with them on, images are prepared in the thread as well.
+    a = cfg.augment
+    policies = model.modality == "image" and (a.policy != "none" or bool(a.resized_crop) or bool(a.color_jitter))
+    if pick_device(cfg) == "cpu" and (model.modality == "audio" or policies):
         loader = Prefetch(loader, module.loader_augment, seed=t.seed)
         module.augment_in_loader = True
     init = getattr(model.backbone, "init_from_data", None)
