@@ -78,7 +78,10 @@ class GanModule(TrainModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
-        self.model.update_ema(self.ema_decay)
+        n = self.global_step // 2  # two optimiser steps per batch
+        # warm-up of the average (TensorFlow's num_updates rule): early on it follows the generator closely, so a
+        # short run's samples come from a trained generator rather than from its initial weights
+        self.model.update_ema(min(self.ema_decay, (1 + n) / (10 + n)))
         self.log("train_d_loss", loss_d, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
         self.log("train_g_loss", loss_g, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
 
