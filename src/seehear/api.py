@@ -18,7 +18,7 @@ from seehear.engine.run_folder import load_run, run_task
 from seehear.errors import RunError
 from seehear.tasks.base import TrainResult, named_settings, task_of, train_task
 
-TASKS = ("classify", "transcribe", "speakers")
+TASKS = ("classify", "transcribe", "speakers", "synthesize")
 
 __all__ = ["train", "evaluate", "predict", "check_data", "load_run", "TrainResult", "TASKS"]
 

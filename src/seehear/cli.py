@@ -25,7 +25,7 @@ def parse_duration(text: str) -> float:
 # Modules that add their own subcommands (add_commands(subparsers)); each keeps its parsing beside its code.
 COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli", "seehear.deploy.cli",
                    "seehear.serve.cli", "seehear.trust.cli",
-                   "seehear.scale.cli"]
+                   "seehear.scale.cli", "seehear.tasks.synthesize_cli"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder to create, e.g. runs/digits")
     tr.add_argument("--config", help="YAML with settings (docs/example-config.yaml lists them all); "
                                      "flags below win over it")
-    tr.add_argument("--task", choices=["classify", "transcribe", "speakers"],
+    tr.add_argument("--task", choices=["classify", "transcribe", "speakers", "synthesize"],
                     help="what to learn: a label per clip (classify, the default), speech to text (transcribe, "
                          "from transcripts), or speaker embeddings (speakers, from speaker names)")
     tr.add_argument("--model", help="a registered model (see `seehear models`)")

@@ -60,6 +60,12 @@ class AugmentConfig:
     alternate_flip: bool = False  # flip each image on alternate epochs instead of at random (airbench)
     crop_pad: int = 2  # random translate by up to this many pixels (reflect padding)
     cutout: int = 0  # blank a random square of this many pixels per image (0 = off); regularises long runs
+    # per-sample random image policies on whole uint8 batches (features/policies.py)
+    policy: Literal["none", "randaugment", "trivialaugment", "augmix"] = "none"
+    policy_ops: int = 2  # randaugment: ops per image (N)
+    policy_magnitude: int = 9  # randaugment: magnitude M of 30 bins; augmix: severity up to this (of 30)
+    resized_crop: Optional[list[float]] = None  # [lo, hi] area share kept by a random resized crop; None = off
+    color_jitter: float = 0.0  # brightness/contrast/saturation by up to +-this, hue by +-this/4 turns; 0 = off
     # audio waveform, on whole batches
     time_shift: float = 0.1  # seconds, roll by up to this much
     noise_snr_db: Optional[list[float]] = field(default_factory=lambda: [10.0, 40.0])  # None = off
@@ -71,7 +77,18 @@ class AugmentConfig:
     freq_width: int = 6
     time_masks: int = 2
     time_width: int = 10
+    # audio, more (features/audio_augment.py); all off by default
+    noise_dir: Optional[str] = None  # folder of recordings mixed in as background noise at noise_snr_db
+    babble_prob: float = 0.0  # share of clips mixed with babble (a few other training clips summed)
+    babble_snr_db: list[float] = field(default_factory=lambda: [5.0, 20.0])
+    reverb_prob: float = 0.0  # share of clips convolved with a generated room impulse response
+    reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])  # seconds, decay time of the RIR
+    pitch_semitones: float = 0.0  # pitch shift by up to +-this many semitones, tempo kept; 0 = off
+    pitch_prob: float = 0.5
+    bandlimit_prob: float = 0.0  # share of clips low-passed (telephone-like), cutoff drawn in bandlimit_hz
+    bandlimit_hz: list[float] = field(default_factory=lambda: [1000.0, 4000.0])
     mixup: float = 0.0  # alpha; 0 = off
+    cutmix: float = 0.0  # alpha; 0 = off (with mixup too, each batch gets one of the two at random)
 
 
 @dataclass
@@ -102,7 +119,15 @@ class TrainConfig:
     lookahead: bool = False  # airbench-style lookahead averaging every 5 steps (engine/lookahead.py)
     grad_clip: Optional[float] = 5.0
     early_stopping: Optional[int] = None  # patience in epochs on validation accuracy; None = off
-    class_weights: bool = False  # weight the loss by inverse class frequency
+    class_weights: bool = False  # weight the loss by class frequency (class_weight_kind)
+    class_weight_kind: Literal["inverse", "effective"] = "inverse"  # effective: by effective number (Cui 2019)
+    effective_beta: float = 0.999  # class_weight_kind=effective: (1 - beta) / (1 - beta^n)
+    drw: Optional[float] = None  # deferred re-weighting: class weights only from this fraction of training on
+    sampler: Literal["none", "balanced", "sqrt"] = "none"  # balanced: classes drawn evenly; sqrt: ~ sqrt(count)
+    loss: Literal["ce", "focal", "logit_adjusted"] = "ce"  # logit_adjusted: Menon et al. 2021
+    focal_gamma: float = 2.0
+    logit_tau: float = 1.0  # logit_adjusted: the prior's power
+    posthoc_tau: float = 0.0  # subtract tau * log(prior) from the trained model's logits (post-hoc adjustment)
     adversarial: Literal["none", "fgsm"] = "none"  # fgsm: train on FGSM-with-random-start batches (Wong et al.)
     adversarial_eps: float = 8.0  # images: the L-inf bound in pixel levels of 255
     adversarial_snr_db: float = 30.0  # audio: the perturbation is at least this far below each clip
@@ -143,7 +168,7 @@ class SpeakerConfig:
 
 @dataclass
 class RunConfig:
-    task: Literal["classify", "transcribe", "speakers"] = "classify"  # speakers: speaker embeddings
+    task: Literal["classify", "transcribe", "speakers", "synthesize"] = "classify"  # synthesize: a GAN
     modality: Literal["auto", "image", "audio"] = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)

@@ -105,6 +105,16 @@ RECIPES: dict[str, dict] = {
         "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 2e-4, "batch_size": 64, "epochs": 40,
                   "schedule": "onecycle", "label_smoothing": 0.0},
     },
+    # Synthetic images (task: synthesize): a class-conditional SNGAN-style GAN with a projection discriminator,
+    # hinge loss, DiffAugment and an EMA generator (models/vision/gan.py), sized for a CPU: width 32, 32 pixels.
+    # Adam at 2e-4 with betas (0, 0.9) (engine/gan.py); manual optimisation, so no clipping or Lightning EMA.
+    "gan-small": {
+        "task": "synthesize",
+        "model": {"name": "gan", "kwargs": {"z_dim": 64, "width": 32, "ema": 0.999}},
+        "image": {"size": 32, "channels": 3},
+        "train": {"lr": 2e-4, "batch_size": 64, "epochs": 200, "grad_clip": None, "ema": None, "lookahead": False,
+                  "precision": "32", "label_smoothing": 0.0},
+    },
 }
 
 

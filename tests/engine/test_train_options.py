@@ -75,9 +75,9 @@ def test_class_weights_are_inverse_frequency(images, tmp_path, monkeypatch):
     seen = {}
     real = trainer.ClassifyModule
 
-    def spy(model, cfg, steps_per_epoch, class_weights=None):
+    def spy(model, cfg, steps_per_epoch, class_weights=None, **kw):
         seen["w"] = class_weights
-        return real(model, cfg, steps_per_epoch, class_weights=class_weights)
+        return real(model, cfg, steps_per_epoch, class_weights=class_weights, **kw)
 
     monkeypatch.setattr(trainer, "ClassifyModule", spy)
     skewed = tmp_path / "skewed"

@@ -80,3 +80,22 @@ def test_report_errors(tmp_path):
     with pytest.raises(RunError, match="metrics.json"):
         write_report(tmp_path)
     assert not (tmp_path / "report.html").exists()
+
+
+def test_report_shows_training_counts_beside_recall(tmp_path):
+    import re
+
+    labels = ["common", "rare"]
+    y, pred = np.array([0, 0, 0, 1, 1]), np.array([0, 0, 0, 0, 1])
+    m = compute_metrics(y, np.eye(2)[pred], labels)
+    meta = {"modality": "image", "labels": labels,
+            "data": {"counts": {"train": 101}, "train_per_class": {"common": 97, "rare": 4}}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "metrics.json").write_text(json.dumps({"test": m}))
+    (tmp_path / "augmented.wav").write_bytes(b"RIFF")
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "trained on" in html
+    rare_row = re.search(r"<tr[^>]*><td>rare</td>(.*?)</tr>", html).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rare_row)
+    assert cells[0] == "4" and cells[2] == "0.500"  # 4 training examples, recall 1 of 2
+    assert 'src="augmented.wav"' in html

@@ -149,3 +149,13 @@ def test_mixup():
     assert torch.allclose(ym.sum(-1), torch.ones(8))
     assert torch.equal(xm, xm2) and torch.equal(ym, ym2)
     assert mixup(x, y, 0.0)[0] is x
+
+
+def test_mixup_of_uint8_images_stays_in_pixel_levels():
+    """The front end reads float images as 0..1: a mix of uint8 pixels must come back as uint8 pixels."""
+    x = torch.stack([torch.zeros(3, 4, 4, dtype=torch.uint8), torch.full((3, 4, 4), 200, dtype=torch.uint8)])
+    y = torch.eye(2)
+    xm, ym = mixup(x, y, 1.0, gen())
+    assert xm.dtype == torch.uint8 and xm.max() <= 200
+    share = ym[:, 1]  # how much of the bright image each row holds
+    assert torch.allclose(xm.float().mean(dim=(1, 2, 3)), 200 * share, atol=0.6)

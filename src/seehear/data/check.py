@@ -129,7 +129,7 @@ def _warnings(rep, classes, conflicting) -> list[str]:
     if rep["imbalance"] and rep["imbalance"] >= IMBALANCE_WARN:
         big, small = max(classes, key=classes.get), min(classes, key=classes.get)
         w.append(f"imbalance {rep['imbalance']:g}:1 ({big!r} {classes[big]}, {small!r} {classes[small]}) — "
-                 f"consider train.class_weights=true")
+                 f"consider train.sampler=balanced, train.loss=logit_adjusted or train.class_weights=true")
     if rep["unreadable"]:
         w.append(f"{len(rep['unreadable'])} files cannot be read and will be skipped")
     if rep["duplicates"]:

@@ -1,5 +1,6 @@
-"""The training step for classification (a label per clip): cross-entropy with label smoothing and optional class
-weights and mixup, on batches augmented on the model's device or in the loader's thread (`Prefetch`).
+"""The training step for classification (a label per clip): cross-entropy (or focal / logit-adjusted loss, see
+engine/imbalance.py) with label smoothing, optional class weights (deferred with train.drw), mixup and CutMix, on
+batches augmented on the model's device or in the loader's thread (`Prefetch`).
 """
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from seehear.config import RunConfig
 from seehear.data.decode import pcm_to_float
 from seehear.engine.adversarial import fgsm_rs_batch
 from seehear.engine.base_module import TrainModule
-from seehear.features.augment import mixup
+from seehear.engine.imbalance import classification_loss, drw_active, log_prior
+from seehear.features.augment import cutmix, mixup
 from seehear.models.recognizer import Recognizer
 
 
 class ClassifyModule(TrainModule):
     def __init__(self, model: Recognizer, cfg: RunConfig, steps_per_epoch: int,
-                 class_weights: torch.Tensor | None = None):
+                 class_weights: torch.Tensor | None = None, class_counts: torch.Tensor | None = None):
         super().__init__(model, cfg, steps_per_epoch)
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.tensor([]))
+        counts = class_counts if class_counts is not None else torch.ones(len(model.labels))
+        self.register_buffer("log_prior", log_prior(counts), persistent=False)
         self.augment_in_loader = False  # True when a Prefetch loader augments batches in its thread
         # airbench's alternating flip is done by the loader (Batches), so the random flip is off here.
         self._augment_cfg = dataclasses.replace(cfg.augment, flip=False) if cfg.augment.alternate_flip \
@@ -53,9 +57,27 @@ class ClassifyModule(TrainModule):
     def forward(self, x):
         return self.model(self.prepare(x, train=False))
 
-    def loss(self, logits, y):
+    def loss(self, logits, y, train: bool = False):
+        t = self.cfg.train
         w = self.class_weights if self.class_weights.numel() else None
-        return F.cross_entropy(logits.float(), y, weight=w, label_smoothing=self.cfg.train.label_smoothing)
+        if w is not None and train and not drw_active(self.progress(), t.drw):
+            w = None  # deferred re-weighting: plain loss until train.drw of training is done
+        return classification_loss(logits, y, kind=t.loss, weight=w, smoothing=t.label_smoothing,
+                                   gamma=t.focal_gamma, log_prior_=self.log_prior, tau=t.logit_tau)
+
+    def mix(self, x, y):
+        """Mixup or CutMix on the batch (one of them at random per batch when both are on): (x, soft targets), or
+        (x, None) when neither is on."""
+        a = self.cfg.augment
+        if len(y) < 2 or (a.mixup <= 0 and a.cutmix <= 0):
+            return x, None
+        onehot = F.one_hot(y, len(self.model.labels)).float()
+        use_cutmix = a.cutmix > 0 and (a.mixup <= 0 or bool(torch.rand(1, generator=self._mix) < 0.5))
+        if use_cutmix and x.dim() == 4:
+            return cutmix(x, onehot, a.cutmix, self._mix)
+        if a.mixup > 0:  # audio batches ([B, S]) get mixup only
+            return mixup(x, onehot, a.mixup, self._mix)
+        return x, None
 
     # --- steps ------------------------------------------------------------------------------------------------
     def training_step(self, batch, _):
@@ -66,14 +88,9 @@ class ClassifyModule(TrainModule):
         if t.adversarial == "fgsm":  # train on the batch's FGSM-RS perturbation (engine/adversarial.py)
             x = fgsm_rs_batch(self.model, x, y, eps_pixels=t.adversarial_eps, snr_db=t.adversarial_snr_db,
                               generator=self._mix)
-        alpha = self.cfg.augment.mixup
-        if alpha > 0 and len(y) > 1:  # mixup: convex mixes of example pairs, trained on the mixed labels
-            x, target = mixup(x, F.one_hot(y, len(self.model.labels)).float(), alpha, self._mix)
-            logits = self.model(x)
-            loss = self.loss(logits, target)
-        else:
-            logits = self.model(x)
-            loss = self.loss(logits, y)
+        x, target = self.mix(x, y)  # mixup / CutMix: trained on the mixed labels
+        logits = self.model(x)
+        loss = self.loss(logits, y if target is None else target, train=True)
         acc = (logits.argmax(1) == y).float().mean()
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
         self.log("train_acc", acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))

@@ -150,6 +150,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if meta.get("task") == "transcribe":
         raise RunError(f"{run_dir} is a transcription run: load it with seehear.speech.recognize.load_transcriber "
                        f"(or use `seehear transcribe`)")
+    if meta.get("task") == "synthesize":
+        raise RunError(f"{run_dir} is a GAN run: make images with `seehear synthesize {run_dir} --per-class N --out "
+                       f"DIR`")
     if meta.get("format") != FORMAT:
         raise RunError(f"{run_dir} was written by seehear {meta.get('seehear_version', '?')} (run format "
                        f"{meta.get('format')}); this is seehear {seehear.__version__} (format {FORMAT}): "
@@ -170,6 +173,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         raise RunError(f"{run_dir}/model.safetensors does not fit the model in meta.json "
                        f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
     model.temperature.fill_(float((meta.get("calibration") or {}).get("temperature", 1.0)))  # seehear.trust
+    if meta.get("logit_shift"):  # post-hoc logit adjustment (train.posthoc_tau)
+        model.set_logit_shift(meta["logit_shift"])
     model.to(device).eval()
     return LoadedRun(run_dir, model, cfg, meta)
 
@@ -203,7 +208,8 @@ def _refuse_to_replace(out: Path, protect) -> str | None:
     if not is_run_folder(out):
         return f"{out} is not a seehear run folder (no meta.json or config.yaml in it)"
     foreign = [e.name for e in out.iterdir() if not e.name.startswith(".") and not (
-        (e.is_dir() and e.name in RUN_SUBFOLDERS) or (e.is_file() and e.suffix in RUN_FILE_SUFFIXES))]
+        (e.is_dir() and e.name in RUN_SUBFOLDERS) or (e.is_file() and e.suffix in RUN_FILE_SUFFIXES)
+        or (e.is_file() and e.name.startswith("augmented_") and e.suffix == ".wav"))]  # evaluation/augmented.py
     if foreign:
         return f"it holds files seehear did not write ({', '.join(sorted(foreign)[:5])})"
     return None

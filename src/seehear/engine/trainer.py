@@ -21,6 +21,7 @@ from seehear.engine.checkpoint import AtomicCheckpointIO
 from seehear.data.decode import pcm_to_float
 from seehear.engine.base_module import batch_size_for
 from seehear.engine.classify import ClassifyModule
+from seehear.engine.imbalance import class_weights, sample_weights
 from seehear.engine.loaders import Batches, Prefetch
 from seehear.errors import ConfigError
 from seehear.models.recognizer import Recognizer
@@ -154,16 +155,24 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     t = cfg.train
     num_classes = len(model.labels)
     counts = torch.bincount(y, minlength=num_classes).float()
-    class_w = (counts.sum() / (num_classes * counts.clamp(min=1))) if t.class_weights else None
+    # class weights (with DRW: from train.drw of training on); a sampler re-draws the examples instead
+    class_w = class_weights(counts, t.class_weight_kind, t.effective_beta) \
+        if t.class_weights or t.drw is not None else None
     batch_size = batch_size_for(len(y), t.batch_size)
     alternate = model.modality == "image" and cfg.augment.flip and cfg.augment.alternate_flip
-    loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate)
+    loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate,
+                     sample_weights=sample_weights(y, num_classes, t.sampler))
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
-    module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w)
+    module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w, class_counts=counts)
     # Audio augmentation (resampling, noise) took a third of an FSDD step: on CPU it runs in a background thread
     # (data-wait share 35% -> 1%). Image augmentation is ~3% of a CIFAR step, less than a second thread costs in
     # contention on 2 cores (epoch 27 s -> 29 s), so it stays inline. On a GPU it runs on the device, inline.
-    if pick_device(cfg) == "cpu" and model.modality == "audio":
+    # The image policies (augment.policy, resized crops, colour jitter) are many small ops: inline, each one waited on
+    # the other cores' threads of a busy machine (data-wait share 24-42% on CIFAR, bench/results/
+    # augment-cifar10-subset.json before this), so with them on, images are prepared in the thread as well.
+    a = cfg.augment
+    policies = model.modality == "image" and (a.policy != "none" or bool(a.resized_crop) or bool(a.color_jitter))
+    if pick_device(cfg) == "cpu" and (model.modality == "audio" or policies):
         loader = Prefetch(loader, module.loader_augment, seed=t.seed)
         module.augment_in_loader = True
     init = getattr(model.backbone, "init_from_data", None)

@@ -27,7 +27,7 @@ table.kv td:first-child{color:#666}pre{background:#f6f6f6;padding:.8rem;overflow
 """
 # order of known plots; any other *.png in the run folder is appended after these
 PLOTS = [("confusion.png", "Confusion matrix"), ("curves.png", "Training curves"),
-         ("reliability.png", "Calibration")]
+         ("reliability.png", "Calibration"), ("augmented.png", "Augmented training examples")]
 MAX_ROWS = 500  # long skipped/group lists are cut so the page stays quick to open
 
 
@@ -153,16 +153,18 @@ def _run_facts(meta: dict) -> str:
     ])
 
 
-def _per_class(m: dict) -> str:
+def _per_class(m: dict, train_counts: dict | None = None) -> str:
     pc = m.get("per_class") or {}
     if not pc:
         return ""
-    rows = [[lab, _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")), c.get("support", "")]
-            for lab, c in pc.items()]
+    tc = train_counts if isinstance(train_counts, dict) else {}
+    # training examples beside recall: a rare class's low recall is seen next to its count (class imbalance)
+    rows = [[lab, tc.get(lab, ""), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
+             c.get("support", "")] for lab, c in pc.items()]
     f1s = [c.get("f1", 1.0) for c in pc.values()]
     # highlight the weakest quarter of classes (by F1) so problem classes stand out in long tables
     cut = sorted(f1s)[len(f1s) // 4] if len(f1s) >= 4 else -1
-    html = _table(["class", "precision", "recall", "F1", "support"], rows, numeric={1, 2, 3, 4},
+    html = _table(["class", "trained on", "precision", "recall", "F1", "support"], rows, numeric={1, 2, 3, 4, 5},
                   row_class=lambda r: "low" if f1s[r] < cut else "")
     conf = m.get("confusion")
     labels = list(pc)
@@ -324,7 +326,8 @@ def write_report(run_dir) -> Path:
     else:
         sections = [("Summary", _summary(meta, metrics, split, m))]
     if m:
-        sections += [("Per-class results", _per_class(m)), ("Per-group results", _per_group(m))]
+        sections += [("Per-class results", _per_class(m, (meta.get("data") or {}).get("train_per_class"))),
+                     ("Per-group results", _per_group(m))]
     trust = _load_json(run / "trust.json")
     if isinstance(trust, dict):
         sections.append(("Trust", _trust(run, trust)))
@@ -336,6 +339,10 @@ def write_report(run_dir) -> Path:
         if png.name not in known:
             sections.append((png.stem.replace("_", " ").capitalize(), _img(png)))
     sections.append(("Compression", _compression(_load_json(run / "compress.json"))))
+    clips = sorted(run.glob("augmented*.wav"))  # augmented training clips (engine/examples.py)
+    if clips:
+        sections.append(("Augmented training clips", "".join(
+            f'<p>{escape(c.name)}<br><audio controls src="{escape(c.name)}"></audio></p>' for c in clips)))
     sections.append(("Skipped files", _skipped(skipped)))
     config = run / "config.yaml"
     if config.is_file():

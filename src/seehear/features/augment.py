@@ -6,42 +6,34 @@ augmentation in the training loop costs more than the model (the airbench lesson
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from seehear.data.decode import pcm_to_float
+from seehear.features.audio_augment import background_noise, load_noise_dir, more_waves
+from seehear.features.policies import apply_policies
+from seehear.features.rng import numpy_rng, rand, randint, randn
 
 SPEED_LEVELS = 5  # speed perturbation resamples per group of equal factor: a few resample calls per batch
 
 
-def _rand(shape, generator, device) -> torch.Tensor:
-    if generator is None:
-        return torch.rand(shape, device=device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(device)
-
-
-def _randn(shape, generator, device) -> torch.Tensor:
-    if generator is None:
-        return torch.randn(shape, device=device)
-    return torch.randn(shape, generator=generator, device=generator.device).to(device)
-
-
-def _randint(high: int, shape, generator, device) -> torch.Tensor:
-    """Uniform integers in [0, high)."""
-    return (_rand(shape, generator, device) * high).long().clamp_(max=high - 1)
+_rand, _randn, _randint = rand, randn, randint  # the short names this file's code uses
 
 
 # ---------------------------------------------------------------------------------------------------- images
 
 
 def augment_images(x: torch.Tensor, cfg, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random horizontal flip (cfg.flip), random translation by up to cfg.crop_pad pixels with reflect padding
+    """The policies of features/policies.py when switched on, then random horizontal flip (cfg.flip), random translation by up to cfg.crop_pad pixels with reflect padding
     (pad once, then one gather picks each sample's crop), then cutout of a cfg.cutout-pixel square (0 = off).
     x: [B, C, H, W] uint8 or float; dtype is kept."""
     b, c, h, w = x.shape
     if b == 0:
         return x
+    x = apply_policies(x, cfg, generator)  # resized crop, RandAugment / TrivialAugment / AugMix, colour jitter
     if cfg.flip:
         flip = _rand(b, generator, x.device) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -104,14 +96,14 @@ def speed_perturb(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
             continue
         idx = (factors == f).nonzero().flatten()
         # Resampling from num to 100 Hz shortens the clip by f: played at the old rate it is f times faster.
-        out[idx] = _fit_length(_resampler(num, x.dtype, x.device)(x[idx]), n)
+        out[idx] = _fit_length(resampler(num, x.dtype, x.device)(x[idx]), n)
     return out
 
 
 _resamplers: dict = {}
 
 
-def _resampler(num: int, dtype, device) -> nn.Module:
+def resampler(num: int, dtype, device) -> nn.Module:
     """torchaudio's Resample(num -> 100) with its sinc kernel computed once, not on every batch."""
     key = (num, dtype, str(device))
     if key not in _resamplers:
@@ -164,7 +156,9 @@ def _noise_bank(s: int, device) -> torch.Tensor:
 def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Speed perturbation (cfg.speed = [lo, hi], in SPEED_LEVELS discrete steps), time shift with zero fill (up to
     cfg.time_shift seconds either way), gain (+-cfg.gain_db), and white or pink noise at an SNR drawn from
-    cfg.noise_snr_db with probability cfg.noise_prob. Setting any of them to None (or 0) switches it off.
+    cfg.noise_snr_db with probability cfg.noise_prob (from the recordings in cfg.noise_dir when set). Pitch shift,
+    reverberation, band limit and babble (features/audio_augment.py) come before the noise, when switched on.
+    Setting any of them to None (or 0) switches it off.
     x: [B, S] float; returns float [B, S]."""
     owned = x.dtype == torch.int16  # whether x is our own copy (noise is then added in place)
     if owned:
@@ -186,13 +180,18 @@ def augment_waves(x: torch.Tensor, cfg, sample_rate: int, generator: torch.Gener
     if cfg.gain_db:
         db = (_rand(b, generator, dev) * 2 - 1) * float(cfg.gain_db)
         x, owned = x * torch.pow(10.0, db / 20.0)[:, None], True
+    if cfg.pitch_semitones or cfg.reverb_prob or cfg.bandlimit_prob or cfg.babble_prob:
+        x, owned = more_waves(x, cfg, sample_rate, generator), True  # features/audio_augment.py
     if cfg.noise_snr_db and cfg.noise_prob > 0:
         lo, hi = float(cfg.noise_snr_db[0]), float(cfg.noise_snr_db[-1])
         snr = lo + (hi - lo) * _rand(b, generator, dev)
         use = _rand(b, generator, dev) < cfg.noise_prob
         pink = _rand(b, generator, dev) < 0.5
         rows = use.nonzero().flatten()  # noise only for the clips that get it
-        if len(rows):
+        if len(rows) and cfg.noise_dir:  # the user's recordings instead of generated noise
+            x = (x if owned else x.clone())
+            x[rows] = background_noise(x[rows], load_noise_dir(cfg.noise_dir, sample_rate), snr[rows], generator)
+        elif len(rows):
             bank = _noise_bank(s, dev)
             k, per_colour = len(rows), bank.shape[0] // 2
             pick = _randint(per_colour, k, generator, dev) + per_colour * pink[rows].long()
@@ -250,22 +249,38 @@ class SpecAugment(nn.Module):
 
 def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
     """Mixup (Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization"): one lambda ~ Beta(alpha, alpha) per
-    batch, mixed with a random permutation of the batch. Integer inputs are mixed as float. Returns (x, y)."""
+    batch, mixed with a random permutation of the batch; uint8 images come back uint8. Returns (x, y)."""
     if alpha <= 0 or x.shape[0] < 2:
         return x, y_onehot
-    if generator is None:
-        lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    else:  # torch's Beta sampler takes no generator: draw it from a numpy RNG seeded by the generator
-        import numpy as np
-
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
-        lam = float(np.random.default_rng(seed).beta(alpha, alpha))
-    if not x.is_floating_point():
-        x = x.float()
+    lam = float(numpy_rng(generator).beta(alpha, alpha))  # torch's Beta sampler takes no generator
+    dtype = x.dtype
     perm = torch.randperm(x.shape[0], generator=generator,
                           device=generator.device if generator is not None else "cpu").to(x.device)
-    y = y_onehot if y_onehot.is_floating_point() else y_onehot.to(x.dtype)
-    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+    mixed = lam * x.float() + (1 - lam) * x.float()[perm]
+    # uint8 pixels stay uint8 pixels: the front end reads float images as 0..1, so 0..255 floats would be wrong
+    mixed = mixed.round().clamp(0, 255).to(dtype) if dtype == torch.uint8 else mixed.to(dtype)
+    y = y_onehot if y_onehot.is_floating_point() else y_onehot.float()
+    return mixed, lam * y + (1 - lam) * y[perm]
 
 
-__all__ = ["augment_images", "augment_waves", "speed_perturb", "pink_noise", "SpecAugment", "mixup"]
+def cutmix(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
+    """CutMix (Yun et al. 2019): one box per batch, of area share 1 - lambda with lambda ~ Beta(alpha, alpha), pasted
+    from a random permutation of the batch; labels mixed by the share actually pasted. Returns (x, y)."""
+    if alpha <= 0 or x.shape[0] < 2 or x.dim() != 4:
+        return x, y_onehot
+    b, _, h, w = x.shape
+    lam = float(numpy_rng(generator).beta(alpha, alpha))
+    ch, cw = int(round(h * math.sqrt(1 - lam))), int(round(w * math.sqrt(1 - lam)))
+    cy, cx = int(_randint(h, 1, generator, "cpu")), int(_randint(w, 1, generator, "cpu"))
+    top, bottom = max(0, cy - ch // 2), min(h, cy + (ch + 1) // 2)
+    left, right = max(0, cx - cw // 2), min(w, cx + (cw + 1) // 2)
+    perm = torch.randperm(b, generator=generator,
+                          device=generator.device if generator is not None else "cpu").to(x.device)
+    out = x.clone()
+    out[:, :, top:bottom, left:right] = x[perm][:, :, top:bottom, left:right]
+    share = (bottom - top) * (right - left) / (h * w)
+    y = y_onehot if y_onehot.is_floating_point() else y_onehot.float()
+    return out, (1 - share) * y + share * y[perm]
+
+
+__all__ = ["cutmix", "augment_images", "augment_waves", "speed_perturb", "pink_noise", "SpecAugment", "mixup"]

@@ -30,6 +30,12 @@ class Recognizer(nn.Module):
         # export agree. Not in the state dict: kept in meta.json ("calibration") and set by load_run, so runs
         # written before it existed still load.
         self.register_buffer("temperature", torch.ones(()), persistent=False)
+        # post-hoc logit adjustment (train.posthoc_tau): subtracted outside training; not in the weights file (the
+        # run's meta.json holds it), so runs without it load as before
+        self.register_buffer("logit_shift", torch.zeros(0), persistent=False)
+
+    def set_logit_shift(self, shift) -> None:
+        self.logit_shift = torch.as_tensor(shift, dtype=torch.float32).to(self.logit_shift.device)
 
     @property
     def views(self) -> int:
@@ -43,10 +49,13 @@ class Recognizer(nn.Module):
         return f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(x) / self.temperature
+        out = self.logits(x)
+        if self.logit_shift.numel() and not self.training:
+            out = out - self.logit_shift.to(out.dtype)
+        return out / self.temperature  # T is fitted on logits() (seehear.trust.calibration)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The backbone's logits before temperature scaling."""
+        """The backbone's logits, before any post-hoc shift and the temperature."""
         f = self.features(x)
         if self.tta == "none" or self.training or f.dim() != 4:
             return self.backbone(f)

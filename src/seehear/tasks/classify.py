@@ -20,6 +20,7 @@ from seehear.data.records import Source
 from seehear.data.sources import list_files, load_source, require_trainable
 from seehear.data.splits import find_leakage, splits_for
 from seehear.engine import run_folder as rf
+from seehear.engine.imbalance import log_prior
 from seehear.engine.trainer import fit, predict_probs, set_threads
 from seehear.errors import DataError, InputMismatchError
 from seehear.models.recognizer import build_recognizer, input_spec
@@ -79,6 +80,10 @@ class Classify(Task):
         records, labels = source.records, source.labels
         splits = splits_for(records, cfg.data, cfg.train.seed, out / "split.json", resume)
         leaks = find_leakage(records, splits)
+        if source.modality == "audio" and cfg.augment.noise_dir:  # a bad folder is an error now, not mid-training
+            from seehear.features.audio_augment import load_noise_dir
+
+            load_noise_dir(cfg.augment.noise_dir, cfg.audio.sample_rate)
         decoded = decode_all(records, cfg, source.modality, workers=cfg.data.workers, progress=progress)
         lab_idx = {l: i for i, l in enumerate(labels)}
         row = {rec_i: row_i for row_i, rec_i in enumerate(decoded.keep)}
@@ -99,9 +104,15 @@ class Classify(Task):
             mean, std = channel_stats(parts["train"][0])
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
+        per_class = torch.bincount(parts["train"][1], minlength=len(labels))
         meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
-                                             "leakage": len(leaks)}}
+                                             "leakage": len(leaks),
+                                             "train_per_class": dict(zip(labels, per_class.tolist()))}}
+        if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
+            shift = (cfg.train.posthoc_tau * log_prior(per_class)).tolist()
+            net.set_logit_shift(shift)
+            meta["logit_shift"] = shift
         return Prepared(net, meta, decoded.skipped, {"parts": parts, "records": records, "leaks": leaks})
 
     def fit(self, p, cfg, out, resume, progress):
@@ -131,6 +142,10 @@ class Classify(Task):
             plot_confusion(metrics[split], out / "confusion.png")
             plot_reliability(probs, ye.numpy(), out / "reliability.png")
         metrics["leakage"] = [list(x) for x in p.state["leaks"][:50]]
+        from seehear.evaluation.augmented import write_augmented_examples
+
+        xt, yt, _ = parts["train"]  # what the model was trained on, for the report
+        write_augmented_examples(xt, yt, p.model.labels, cfg, p.model.modality, out)
         csv = out / "logs" / "metrics.csv"
         if csv.is_file():
             plot_curves(csv, out / "curves.png")

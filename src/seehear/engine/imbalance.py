@@ -1,0 +1,78 @@
+"""Learning from skewed class counts: class weights (inverse frequency, or by effective number, Cui et al. 2019,
+"Class-Balanced Loss Based on Effective Number of Samples"), sampling weights for engine/loaders.Batches, focal loss
+(Lin et al. 2017), logit-adjusted loss and post-hoc logit adjustment (Menon et al. 2021, "Long-tail learning via
+logit adjustment"), and deferred re-weighting (Cao et al. 2019, "LDAM-DRW").
+
+Targets may be class indices [B] or (mixed) label distributions [B, K]; every loss here takes both.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def class_weights(counts: torch.Tensor, kind: str = "inverse", beta: float = 0.999) -> torch.Tensor:
+    """Per-class loss weights. inverse: N / (K n_c) (1 for every class of balanced data); effective:
+    (1 - beta) / (1 - beta^n_c), the inverse of the 'effective number' of examples, scaled to mean 1 over the
+    classes as in the paper."""
+    n = counts.float().clamp(min=1)
+    if kind == "effective":
+        w = (1 - beta) / (1 - torch.pow(torch.tensor(float(beta)), n))
+        return w * len(n) / w.sum()
+    return counts.float().sum() / (len(n) * n)
+
+
+def sample_weights(y: torch.Tensor, num_classes: int, sampler: str) -> torch.Tensor | None:
+    """Per-example drawing weights: balanced draws every class equally often, sqrt in proportion to the square
+    root of its count (Mahajan et al. 2018); none keeps the data's own proportions (None: plain shuffling)."""
+    if sampler == "none":
+        return None
+    counts = torch.bincount(y, minlength=num_classes).float().clamp(min=1)
+    per_class = 1.0 / counts if sampler == "balanced" else counts.rsqrt()
+    return per_class[y]
+
+
+def log_prior(counts: torch.Tensor) -> torch.Tensor:
+    p = counts.float().clamp(min=1)
+    return (p / p.sum()).log()
+
+
+def _soft(target: torch.Tensor, k: int, smoothing: float) -> torch.Tensor:
+    t = F.one_hot(target, k).float() if target.dim() == 1 else target.float()
+    return t * (1 - smoothing) + smoothing / k if smoothing else t
+
+
+def classification_loss(logits: torch.Tensor, target: torch.Tensor, *, kind: str = "ce",
+                        weight: torch.Tensor | None = None, smoothing: float = 0.0, gamma: float = 2.0,
+                        log_prior_: torch.Tensor | None = None, tau: float = 1.0) -> torch.Tensor:
+    """Cross-entropy (ce), focal loss (focal: each example's CE scaled by (1 - p_true)^gamma; at gamma 0 exactly
+    CE) or logit-adjusted CE (logit_adjusted: CE on logits + tau * log prior, so the rare classes need a larger
+    margin). `weight` per class, weighted mean as in F.cross_entropy."""
+    logits = logits.float()
+    if kind == "logit_adjusted" and log_prior_ is not None:
+        logits = logits + tau * log_prior_.to(logits.device)
+    if kind != "focal":
+        return F.cross_entropy(logits, target, weight=weight, label_smoothing=smoothing)
+    t = _soft(target, logits.shape[1], smoothing)
+    logp = logits.log_softmax(1)
+    focus = (1 - logp.exp()).clamp_min(0).pow(gamma) if gamma else torch.ones_like(logp)
+    per_class = -(focus * t * logp)  # [B, K]
+    if weight is None:
+        return per_class.sum(1).mean()
+    w = weight.to(logits.device)  # normalised as F.cross_entropy does: by the true classes' weights, or by B
+    denom = w[target].sum() if target.dim() == 1 else torch.tensor(float(len(target)))
+    return (per_class * w).sum() / denom.clamp_min(1e-12)
+
+
+def posthoc_adjust(logits: torch.Tensor, log_prior_: torch.Tensor, tau: float) -> torch.Tensor:
+    """Post-hoc logit adjustment: argmax of logits - tau * log prior is the balanced-error Bayes rule for a model
+    trained on the skewed prior."""
+    return logits - tau * log_prior_.to(logits.device)
+
+
+def drw_active(progress: float, start: float | None) -> bool:
+    """Deferred re-weighting: class weights apply from fraction `start` of training on (None: always)."""
+    return start is None or progress >= start
+
+
+__all__ = ["class_weights", "sample_weights", "log_prior", "classification_loss", "posthoc_adjust", "drw_active"]
