@@ -50,21 +50,27 @@ INFER_IMAGES = 4096  # at least this many images timed (the test images, cycled 
 
 # --- data -------------------------------------------------------------------------------------------------------
 def extract() -> float:
-    """Unpack the archive into EXTRACTED once; seconds spent (0 when it was already there)."""
+    """Unpack the archive into EXTRACTED once; seconds spent (0 when it was already there). Unpacked beside it and
+    renamed into place whole, so two benchmarks starting at once cannot leave a half folder marked as done."""
     if (EXTRACTED / MARKER).is_file():
         return 0.0
     need(ARCHIVE)
     t = time.perf_counter()
-    if EXTRACTED.exists():  # an interrupted extraction: start over
-        shutil.rmtree(EXTRACTED)
-    EXTRACTED.mkdir(parents=True)
+    part = EXTRACTED.with_name(f"{EXTRACTED.name}.partial-{os.getpid()}")
+    shutil.rmtree(part, ignore_errors=True)  # our own leftover (same pid), never another process's
+    part.mkdir(parents=True)
     print(f"extracting {ARCHIVE} to {EXTRACTED} ...", flush=True)
     with tarfile.open(ARCHIVE) as tar:
-        tar.extractall(EXTRACTED, filter="data")
-    n = sum(1 for _ in EXTRACTED.rglob("*.jpg"))
+        tar.extractall(part, filter="data")
+    n = sum(1 for _ in part.rglob("*.jpg"))
     if n != FULL_IMAGES:
         print(f"warning: {ARCHIVE.name} held {n} images, not {FULL_IMAGES}", flush=True)
-    (EXTRACTED / MARKER).write_text(f"{n} images\n")
+    (part / MARKER).write_text(f"{n} images\n")
+    if (EXTRACTED / MARKER).is_file():  # another process finished first: keep its copy
+        shutil.rmtree(part)
+    else:
+        shutil.rmtree(EXTRACTED, ignore_errors=True)  # an interrupted extraction of ours, without its marker
+        os.replace(part, EXTRACTED)
     return time.perf_counter() - t
 
 

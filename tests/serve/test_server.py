@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import multipart, serving
+from servers import multipart, serving
 
 pytestmark = pytest.mark.slow
 

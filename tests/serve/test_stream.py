@@ -114,7 +114,7 @@ def test_websocket_refuses_bad_input(asr):
 
 
 def test_websocket_needs_the_api_key_when_one_is_set(stream_run, tmp_path):
-    from conftest import serving
+    from servers import serving
 
     run = stream_run[0]
     key = tmp_path / "key"
