@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--split-by", help="hold out whole groups, e.g. speaker (no speaker in both train and test)")
     tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="any setting, e.g. --set train.lr=0.01 --set audio.n_mels=64")
+    tr.add_argument("--from", dest="from_run", metavar="RUN", help="start from the backbone of this seehear run "
+                    "(transfer learning; see train.freeze_epochs and train.backbone_lr_scale)")
+    tr.add_argument("--unlabelled", metavar="DIR", help="also learn from these unlabelled files (FixMatch-style "
+                    "pseudo-labels; see train.fixmatch_threshold)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
@@ -105,7 +109,8 @@ def _cmd_train(a) -> int:
 
     r = train(a.data, a.out, config=a.config, task=a.task, model=a.model, epochs=a.epochs,
               time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides,
-              resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
+              resume=a.resume, overwrite=a.overwrite, progress=not a.quiet, from_run=a.from_run,
+              unlabelled=a.unlabelled)
     from seehear.evaluation import format_metrics
 
     print(format_metrics(r.metrics) if r.metrics else "no held-out data to measure on")

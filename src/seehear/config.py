@@ -27,6 +27,7 @@ class DataConfig:
     test_fraction: float = 0.2
     max_image_pixels: int = 50_000_000  # larger images are refused as likely decompression bombs
     workers: int = 0  # decode threads; 0 = number of cores
+    unlabelled: Optional[str] = None  # a folder of unlabelled files for semi-supervised training (`--unlabelled`)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class AugmentConfig:
 class ModelConfig:
     name: str = "auto"  # a registered model, or auto = the recipe's choice for the modality and input size
     pretrained: Optional[str] = None  # local weights file (safetensors or .pth) for the backbone; never downloaded
+    init_from: Optional[str] = None  # a seehear run folder whose backbone starts this one (`train --from RUN`)
     kwargs: dict = field(default_factory=dict)  # passed to the model's factory (width, depth, dropout, ...)
 
 
@@ -109,6 +111,10 @@ class TrainConfig:
     threads: int = 0  # torch threads; 0 = number of cores
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     checkpoint_every: int = 1  # epochs between resumable checkpoints
+    freeze_epochs: int = 0  # with model.init_from/pretrained: train only the head for this many epochs first
+    fixmatch_threshold: float = 0.95  # with data.unlabelled: pseudo-labels only where the weak view is this sure
+    unlabelled_weight: float = 1.0  # with data.unlabelled: weight of the pseudo-label loss (FixMatch's lambda_u)
+    backbone_lr_scale: float = 1.0  # learning-rate multiplier for everything but the head (transfer: e.g. 0.1)
 
 
 @dataclass

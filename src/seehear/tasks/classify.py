@@ -61,6 +61,20 @@ def auto_settings(source: Source) -> tuple[str, dict]:
     return pick_recipe("audio"), auto
 
 
+def _only_unset(defaults: dict, user: dict, overrides: Sequence[str]) -> dict:
+    """`defaults` without the settings the user gave (in the config or as --set section.key=...)."""
+    given = {a.split("=", 1)[0].strip() for a in overrides}
+    out: dict = {}
+    for section, values in defaults.items():
+        mine = user.get(section) or {}
+        keep = {k: v for k, v in values.items() if k not in mine and f"{section}.{k}" not in given}
+        if section == "model" and ("name" in mine or "model.name" in given):
+            keep.pop("kwargs", None)  # another architecture: the source's kwargs would not fit it
+        if keep:
+            out[section] = keep
+    return out
+
+
 class Classify(Task):
     name = "classify"
 
@@ -73,6 +87,16 @@ class Classify(Task):
         recipe, auto = auto_settings(source)
         cfg = resolve(recipe, deep_merge(auto, user), list(overrides))
         cfg.modality = source.modality
+        if cfg.model.init_from:  # transfer: the source's architecture and input form, unless the user set them
+            from seehear.engine.transfer import check_modality, source_defaults, source_meta
+
+            src_meta = source_meta(cfg.model.init_from)
+            check_modality(src_meta, source.modality, cfg.model.init_from)
+            src = source_defaults(src_meta)
+            merged = {**src, "model": {**src["model"], "init_from": cfg.model.init_from}}
+            cfg = resolve(recipe, deep_merge(deep_merge(auto, _only_unset(merged, user, overrides)), user),
+                          list(overrides))
+            cfg.modality = source.modality
         return cfg, recipe
 
     def prepare(self, source, cfg, out, resume, progress):
@@ -99,7 +123,12 @@ class Classify(Task):
             mean, std = channel_stats(parts["train"][0])
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
-        meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
+        transfer = None
+        if cfg.model.init_from:
+            from seehear.engine.transfer import init_from_run
+
+            transfer = init_from_run(net, cfg.model.init_from, cfg, source.modality)
+        meta = {"transfer": transfer, "modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
                                              "leakage": len(leaks)}}
         return Prepared(net, meta, decoded.skipped, {"parts": parts, "records": records, "leaks": leaks})
