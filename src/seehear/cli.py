@@ -24,7 +24,8 @@ def parse_duration(text: str) -> float:
 
 # Modules that add their own subcommands (add_commands(subparsers)); each keeps its parsing beside its code.
 COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli", "seehear.deploy.cli",
-                   "seehear.serve.cli", "seehear.trust.cli"]
+                   "seehear.serve.cli", "seehear.trust.cli",
+                   "seehear.tasks.little_cli"]
 
 
 def _parser() -> argparse.ArgumentParser:

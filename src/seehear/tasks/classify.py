@@ -235,9 +235,14 @@ def predict(run, inputs, *, top_k_labels: int = 3, progress: bool = False) -> li
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
     source = list_files(paths)
     set_threads(loaded.cfg)
+    from seehear.tasks.fewshot import load_prototypes, prototype_probs
+
+    protos = load_prototypes(loaded.run_dir)  # few-shot classes enrolled: nearest prototype (tasks/fewshot.py)
+    labels = protos["labels"] if protos else loaded.labels
     rows: list[dict] = []
     for keep, d in _chunks(loaded, source, progress):
-        for i, top in zip(keep, top_k(_probs(loaded, d), loaded.labels, top_k_labels)):
+        probs = prototype_probs(loaded.model, d.x, protos) if protos and d.keep else _probs(loaded, d)
+        for i, top in zip(keep, top_k(probs, labels, top_k_labels)):
             rows.append({"file": source.records[i].key, "label": top[0]["label"],
                          "probability": top[0]["probability"], "top": top})
         rows += [{"file": key, "error": reason} for key, reason in d.skipped]
