@@ -128,15 +128,28 @@ class Classify(Task):
             from seehear.engine.transfer import init_from_run
 
             transfer = init_from_run(net, cfg.model.init_from, cfg, source.modality)
+        unlabelled = None
+        if cfg.data.unlabelled:  # semi-supervised: raw inputs for FixMatch (engine/fixmatch.py)
+            from seehear.tasks.label import require_unlabelled
+
+            u = decode_all(list_files([str(require_unlabelled(cfg.data.unlabelled))]).records, cfg, source.modality,
+                           workers=cfg.data.workers, progress=progress)
+            if not u.keep:
+                raise DataError(f"none of the unlabelled files in {cfg.data.unlabelled} could be decoded")
+            unlabelled = u.x
         meta = {"transfer": transfer, "modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
                                              "leakage": len(leaks)}}
-        return Prepared(net, meta, decoded.skipped, {"parts": parts, "records": records, "leaks": leaks})
+        if unlabelled is not None:
+            meta["data"]["unlabelled"] = {"folder": str(Path(cfg.data.unlabelled).resolve()), "used": len(u.keep),
+                                          "skipped": len(u.skipped)}
+        return Prepared(net, meta, decoded.skipped + u.skipped if unlabelled is not None else decoded.skipped,
+                        {"parts": parts, "records": records, "leaks": leaks, "unlabelled": unlabelled})
 
     def fit(self, p, cfg, out, resume, progress):
         (xtr, ytr, _), (xva, yva, _) = p.state["parts"]["train"], p.state["parts"]["valid"]
         return fit(p.model, cfg, (xtr, ytr), (xva, yva) if len(yva) else None, out, resume=resume,
-                   progress=progress)
+                   progress=progress, unlabelled=p.state.get("unlabelled"))
 
     def measure(self, p, cfg, out):
         from seehear.evaluation import compute_metrics, plot_confusion, plot_curves, plot_reliability
