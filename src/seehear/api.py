@@ -19,7 +19,7 @@ from seehear.errors import RunError
 from seehear.recipes import deep_merge
 from seehear.tasks.base import TrainResult, named_settings, task_of, train_task
 
-TASKS = ("classify", "transcribe", "speakers")
+TASKS = ("classify", "transcribe", "speakers", "pretrain")
 
 __all__ = ["train", "evaluate", "predict", "check_data", "load_run", "TrainResult", "TASKS"]
 

@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder to create, e.g. runs/digits")
     tr.add_argument("--config", help="YAML with settings (docs/example-config.yaml lists them all); "
                                      "flags below win over it")
-    tr.add_argument("--task", choices=["classify", "transcribe", "speakers"],
+    tr.add_argument("--task", choices=["classify", "transcribe", "speakers", "pretrain"],
                     help="what to learn: a label per clip (classify, the default), speech to text (transcribe, "
                          "from transcripts), or speaker embeddings (speakers, from speaker names)")
     tr.add_argument("--model", help="a registered model (see `seehear models`)")

@@ -143,7 +143,7 @@ class SpeakerConfig:
 
 @dataclass
 class RunConfig:
-    task: Literal["classify", "transcribe", "speakers"] = "classify"  # speakers: speaker embeddings
+    task: Literal["classify", "transcribe", "speakers", "pretrain"] = "classify"  # speakers: speaker embeddings
     modality: Literal["auto", "image", "audio"] = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)

@@ -17,6 +17,18 @@ def add_commands(sub) -> None:
     fg.add_argument("label", metavar="CLASS")
     fg.set_defaults(handler=_cmd_forget)
 
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining of an image backbone on a folder of images "
+                                         "without labels (SimCLR); start labelled runs from it with --from")
+    pt.add_argument("data", metavar="UNLABELLED_DIR")
+    pt.add_argument("--out", required=True, help="run folder to create, e.g. runs/ssl")
+    pt.add_argument("--method", default="simclr", help="simclr (the only one so far)")
+    pt.add_argument("--epochs", type=int)
+    pt.add_argument("--time-budget", type=_duration, help="stop after this long, e.g. 30m")
+    pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pt.add_argument("--overwrite", action="store_true")
+    pt.add_argument("--quiet", action="store_true")
+    pt.set_defaults(handler=_cmd_pretrain)
+
     lb = sub.add_parser("label", help="the model's labels, with calibrated confidences, for a folder of unlabelled "
                                       "files, and the ones most worth a person's review first")
     lb.add_argument("run")
@@ -24,6 +36,28 @@ def add_commands(sub) -> None:
     lb.add_argument("--out", help="CSV of every file's label (default RUN/labels/NEW_DIR.csv)")
     lb.add_argument("--review", metavar="CSV", help="also write the files sorted for review: lowest margin first")
     lb.set_defaults(handler=_cmd_label)
+
+
+def _duration(text: str) -> float:
+    """'90', '90s', '5m', '1.5h' -> seconds (as `seehear train --time-budget`; cli.py is a higher layer)."""
+    import argparse
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; use e.g. 90s, 5m or 1h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _cmd_pretrain(a) -> int:
+    from seehear.tasks.pretrain import pretrain
+
+    r = pretrain(a.data, a.out, method=a.method, epochs=a.epochs, time_budget=a.time_budget, overrides=a.overrides,
+                 overwrite=a.overwrite, progress=not a.quiet)
+    knn = (r.metrics or {}).get("knn_accuracy")
+    print(f"run: {r.run_dir}" + (f"   kNN accuracy (monitor, folder labels): {knn:.3f}" if knn is not None else "")
+          + f"\nstart a labelled run from it: seehear train DATA --out runs/NAME --from {r.run_dir}")
+    return 0
 
 
 def _cmd_enroll(a) -> int:
