@@ -132,8 +132,11 @@ class Classify(Task):
         if cfg.data.unlabelled:  # semi-supervised: raw inputs for FixMatch (engine/fixmatch.py)
             from seehear.tasks.label import require_unlabelled
 
-            u = decode_all(list_files([str(require_unlabelled(cfg.data.unlabelled))]).records, cfg, source.modality,
-                           workers=cfg.data.workers, progress=progress)
+            more = list_files([str(require_unlabelled(cfg.data.unlabelled))])
+            if more.modality != source.modality:
+                raise InputMismatchError(f"--unlabelled {cfg.data.unlabelled} holds {more.modality} but the "
+                                         f"labelled data is {source.modality}: give {source.modality} files")
+            u = decode_all(more.records, cfg, source.modality, workers=cfg.data.workers, progress=progress)
             if not u.keep:
                 raise DataError(f"none of the unlabelled files in {cfg.data.unlabelled} could be decoded")
             unlabelled = u.x
