@@ -82,3 +82,12 @@ def test_label_writes_review_with_lowest_confidence_first(semi, tmp_path):
         from seehear.tasks.label import label
 
         label(run, labelled, out=tmp_path / "x.csv")
+
+
+def test_unlabelled_folder_with_class_subfolders_is_refused(semi, tmp_path, capsys):
+    _, labelled, _, _ = semi
+    sets = sum((["--set", s] for s in BASE), [])
+    assert main(["train", str(labelled), "--out", str(tmp_path / "r"), "--unlabelled", str(labelled), "--quiet",
+                 *sets]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "looks labelled" in err and err.count("\n") == 0

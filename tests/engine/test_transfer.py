@@ -63,7 +63,9 @@ def test_freeze_keeps_backbone_then_unfreezes(source_run):
     assert {round(v / cfg.train.lr, 6) for i, v in lrs.items() if i not in head} == {0.1}
 
 
-def test_bad_sources_are_one_line_errors(source_run, tmp_path, tones_dir):
+def test_bad_sources_are_one_line_errors(source_run, tmp_path, tones_dir, capsys):
+    from seehear.cli import main
+
     few = make_shape_images(tmp_path / "few", classes=2, per_class=4, size=16, seed=1)
     with pytest.raises(ConfigError, match="16x16 images but this run uses 24x24"):
         seehear.train(few, tmp_path / "a", overrides=[*BASE, "image.size=24"], from_run=source_run, progress=False)
@@ -74,3 +76,7 @@ def test_bad_sources_are_one_line_errors(source_run, tmp_path, tones_dir):
                       from_run=source_run, progress=False)
     with pytest.raises(RunError, match="not a finished"):
         seehear.train(few, tmp_path / "d", overrides=BASE, from_run=tmp_path, progress=False)
+    assert main(["train", str(few), "--out", str(tmp_path / "e"), "--from", str(tmp_path / "nothing"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a finished seehear run folder" in err and err.count("\n") == 0

@@ -6,8 +6,8 @@ wave augmentation) is its pseudo-label where its confidence reaches `train.fixma
 learns that label from a strongly augmented view of the same example (images: twice the shift, cutout of half the
 side, brightness and contrast jitter; audio: more noise, shift and gain), weighted by `train.unlabelled_weight`.
 Mixup and label smoothing are not applied to the labelled part here: smoothing caps the confidence a model can
-reach (0.92 for 5 classes at 0.1), so a 0.95 threshold would never pass. Pseudo-labels come from `model.logits` (before the run's
-temperature, which is fitted after training).
+reach (0.92 for 5 classes at 0.1), so a 0.95 threshold would never pass. Pseudo-labels come from `model.logits`
+(before the run's temperature, which is fitted after training).
 """
 from __future__ import annotations
 

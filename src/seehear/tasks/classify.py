@@ -75,6 +75,20 @@ def _only_unset(defaults: dict, user: dict, overrides: Sequence[str]) -> dict:
     return out
 
 
+def _unlabelled(cfg: RunConfig, modality: str, progress: bool) -> tuple[torch.Tensor, list]:
+    """Semi-supervised (`--unlabelled DIR`): its files decoded as the labelled ones, for engine/fixmatch.py."""
+    from seehear.tasks.label import require_unlabelled
+
+    more = list_files([str(require_unlabelled(cfg.data.unlabelled))])
+    if more.modality != modality:
+        raise InputMismatchError(f"--unlabelled {cfg.data.unlabelled} holds {more.modality} but the labelled data "
+                                 f"is {modality}: give {modality} files")
+    u = decode_all(more.records, cfg, modality, workers=cfg.data.workers, progress=progress)
+    if not u.keep:
+        raise DataError(f"none of the unlabelled files in {cfg.data.unlabelled} could be decoded")
+    return u.x, u.skipped
+
+
 class Classify(Task):
     name = "classify"
 
@@ -128,25 +142,16 @@ class Classify(Task):
             from seehear.engine.transfer import init_from_run
 
             transfer = init_from_run(net, cfg.model.init_from, cfg, source.modality)
-        unlabelled = None
-        if cfg.data.unlabelled:  # semi-supervised: raw inputs for FixMatch (engine/fixmatch.py)
-            from seehear.tasks.label import require_unlabelled
-
-            more = list_files([str(require_unlabelled(cfg.data.unlabelled))])
-            if more.modality != source.modality:
-                raise InputMismatchError(f"--unlabelled {cfg.data.unlabelled} holds {more.modality} but the "
-                                         f"labelled data is {source.modality}: give {source.modality} files")
-            u = decode_all(more.records, cfg, source.modality, workers=cfg.data.workers, progress=progress)
-            if not u.keep:
-                raise DataError(f"none of the unlabelled files in {cfg.data.unlabelled} could be decoded")
-            unlabelled = u.x
-        meta = {"transfer": transfer, "modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
+        unlabelled, u_skipped = _unlabelled(cfg, source.modality, progress) if cfg.data.unlabelled else (None, [])
+        meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
                                              "leakage": len(leaks)}}
+        if transfer:
+            meta["transfer"] = transfer
         if unlabelled is not None:
-            meta["data"]["unlabelled"] = {"folder": str(Path(cfg.data.unlabelled).resolve()), "used": len(u.keep),
-                                          "skipped": len(u.skipped)}
-        return Prepared(net, meta, decoded.skipped + u.skipped if unlabelled is not None else decoded.skipped,
+            meta["data"]["unlabelled"] = {"folder": str(Path(cfg.data.unlabelled).resolve()), "used": len(unlabelled),
+                                          "skipped": len(u_skipped)}
+        return Prepared(net, meta, decoded.skipped + u_skipped,
                         {"parts": parts, "records": records, "leaks": leaks, "unlabelled": unlabelled})
 
     def fit(self, p, cfg, out, resume, progress):
