@@ -16,9 +16,10 @@ from seehear.atomic import write_json
 from seehear.data.check import check_data as _check_data
 from seehear.engine.run_folder import load_run, run_task
 from seehear.errors import RunError
+from seehear.recipes import deep_merge
 from seehear.tasks.base import TrainResult, named_settings, task_of, train_task
 
-TASKS = ("classify", "transcribe", "speakers", "synthesize")
+TASKS = ("classify", "transcribe", "speakers", "synthesize", "pretrain")
 
 __all__ = ["train", "evaluate", "predict", "check_data", "load_run", "TrainResult", "TASKS"]
 
@@ -37,15 +38,21 @@ def check_data(path, *, label_pattern: str | None = None, modality: str = "auto"
 def train(data, out, *, config=None, task: str | None = None, model: str | None = None, epochs: int | None = None,
           time_budget: float | None = None, label_pattern: str | None = None, split_by: str | None = None,
           overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, from_run: str | Path | None = None,
+          unlabelled: str | Path | None = None) -> TrainResult:
     """Train on DATA and write a complete run folder to OUT; returns its held-out metrics.
 
     The task (`task=`, config `task`, or `task=...` in overrides) picks what is learned: classify (a label per
-    clip, the default), transcribe (speech to text) or speakers (speaker embeddings)."""
+    clip, the default), transcribe (speech to text) or speakers (speaker embeddings). from_run: a seehear run
+    folder whose backbone starts this model (transfer); unlabelled: a folder of unlabelled files for
+    semi-supervised training (FixMatch)."""
     overrides = ([f"task={task}"] if task else []) + list(overrides)
+    extra = {"model": {"init_from": str(from_run)}} if from_run else {}
+    if unlabelled:
+        extra["data"] = {"unlabelled": str(unlabelled)}
     name = task_of(config, overrides, Path(out), resume, TASKS)
     return train_task(_task_module(name).TASK, data, out, config=config,
-                      named=named_settings(model, epochs, time_budget, label_pattern, split_by),
+                      named=deep_merge(named_settings(model, epochs, time_budget, label_pattern, split_by), extra),
                       overrides=[o for o in overrides if o.split("=", 1)[0].strip() != "task"],
                       resume=resume, overwrite=overwrite, progress=progress)
 

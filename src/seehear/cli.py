@@ -25,7 +25,8 @@ def parse_duration(text: str) -> float:
 # Modules that add their own subcommands (add_commands(subparsers)); each keeps its parsing beside its code.
 COMMAND_MODULES = ["seehear.tasks.transcribe_cli", "seehear.tasks.speakers_cli", "seehear.deploy.cli",
                    "seehear.serve.cli", "seehear.trust.cli",
-                   "seehear.scale.cli", "seehear.tasks.synthesize_cli"]
+                   "seehear.scale.cli", "seehear.tasks.synthesize_cli",
+                   "seehear.tasks.little_cli"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder to create, e.g. runs/digits")
     tr.add_argument("--config", help="YAML with settings (docs/example-config.yaml lists them all); "
                                      "flags below win over it")
-    tr.add_argument("--task", choices=["classify", "transcribe", "speakers", "synthesize"],
+    tr.add_argument("--task", choices=["classify", "transcribe", "speakers", "synthesize", "pretrain"],
                     help="what to learn: a label per clip (classify, the default), speech to text (transcribe, "
                          "from transcripts), or speaker embeddings (speakers, from speaker names)")
     tr.add_argument("--model", help="a registered model (see `seehear models`)")
@@ -56,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--devices", type=int, help="data parallel: train in this many processes (CPU) or GPUs")
     tr.add_argument("--strategy", choices=["auto", "ddp"], help="how --devices share the work (ddp: "
                                                                 "DistributedDataParallel; gloo on CPU)")
+    tr.add_argument("--from", dest="from_run", metavar="RUN", help="start from the backbone of this seehear run "
+                    "(transfer learning; see train.freeze_epochs and train.backbone_lr_scale)")
+    tr.add_argument("--unlabelled", metavar="DIR", help="also learn from these unlabelled files (FixMatch-style "
+                    "pseudo-labels; see train.fixmatch_threshold)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
@@ -110,8 +115,8 @@ def _cmd_train(a) -> int:
     parallel = [f"train.{k}={v}" for k, v in (("devices", a.devices), ("strategy", a.strategy)) if v is not None]
     r = train(a.data, a.out, config=a.config, task=a.task, model=a.model, epochs=a.epochs,
               time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by,
-              overrides=parallel + a.overrides,
-              resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
+              overrides=parallel + a.overrides, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet,
+              from_run=a.from_run, unlabelled=a.unlabelled)
     if r.meta.get("rank"):  # another data-parallel rank: rank 0 reports
         return 0
     from seehear.evaluation import format_metrics

@@ -27,6 +27,7 @@ class DataConfig:
     test_fraction: float = 0.2
     max_image_pixels: int = 50_000_000  # larger images are refused as likely decompression bombs
     workers: int = 0  # decode threads; 0 = number of cores
+    unlabelled: Optional[str] = None  # a folder of unlabelled files for semi-supervised training (`--unlabelled`)
 
 
 @dataclass
@@ -95,6 +96,7 @@ class AugmentConfig:
 class ModelConfig:
     name: str = "auto"  # a registered model, or auto = the recipe's choice for the modality and input size
     pretrained: Optional[str] = None  # local weights file (safetensors or .pth) for the backbone; never downloaded
+    init_from: Optional[str] = None  # a seehear run folder whose backbone starts this one (`train --from RUN`)
     kwargs: dict = field(default_factory=dict)  # passed to the model's factory (width, depth, dropout, ...)
 
 
@@ -139,6 +141,10 @@ class TrainConfig:
     devices: int = 1  # data parallel: processes (CPU) or GPUs, each training on its own shard of every epoch
     strategy: Literal["auto", "ddp"] = "auto"  # ddp: DistributedDataParallel (gloo on CPU, NCCL on GPUs)
     checkpoint_every: int = 1  # epochs between resumable checkpoints
+    freeze_epochs: int = 0  # with model.init_from/pretrained: train only the head for this many epochs first
+    fixmatch_threshold: float = 0.95  # with data.unlabelled: pseudo-labels only where the weak view is this sure
+    unlabelled_weight: float = 1.0  # with data.unlabelled: weight of the pseudo-label loss (FixMatch's lambda_u)
+    backbone_lr_scale: float = 1.0  # learning-rate multiplier for everything but the head (transfer: e.g. 0.1)
 
 
 @dataclass
@@ -168,7 +174,7 @@ class SpeakerConfig:
 
 @dataclass
 class RunConfig:
-    task: Literal["classify", "transcribe", "speakers", "synthesize"] = "classify"  # synthesize: a GAN
+    task: Literal["classify", "transcribe", "speakers", "synthesize", "pretrain"] = "classify"  # synthesize: a GAN
     modality: Literal["auto", "image", "audio"] = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)

@@ -115,6 +115,17 @@ RECIPES: dict[str, dict] = {
         "train": {"lr": 2e-4, "batch_size": 64, "epochs": 200, "grad_clip": None, "ema": None, "lookahead": False,
                   "precision": "32", "label_smoothing": 0.0},
     },
+    # Self-supervised image pretraining (task: pretrain, SimCLR; `seehear pretrain DIR`): the small CNN, AdamW with
+    # a cosine schedule (contrastive losses like large batches and long runs; these are CPU-sized), no test-time
+    # augmentation. Its backbone starts labelled runs with `train --from`.
+    "image-ssl": {
+        "task": "pretrain",
+        "model": {"name": "small_cnn"},
+        "image": {"size": 32, "resize": "stretch", "tta": "none"},
+        "augment": {"flip": True, "crop_pad": 2},
+        "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "batch_size": 128, "epochs": 30,
+                  "schedule": "cosine", "warmup_epochs": 1.0, "label_smoothing": 0.0},
+    },
 }
 
 

@@ -77,9 +77,23 @@ class TrainModule(pl.LightningModule):
 
     def on_train_epoch_start(self):
         self._t = None
+        if self.cfg.train.freeze_epochs > 0:
+            self.freeze_backbone(self.current_epoch < self.cfg.train.freeze_epochs)
         hook = getattr(getattr(self.model, "backbone", None), "on_progress", None)
         if hook is not None:  # a model that changes what trains as training goes (fastnet's whitening bias)
             hook(self.progress())
+
+    def freeze_backbone(self, frozen: bool) -> None:
+        """Transfer: only the head learns while `frozen` (train.freeze_epochs), then everything that was trainable
+        at the start does again (what a model froze itself, e.g. fastnet's whitening filters, stays frozen).
+        Frozen parameters get no gradient, so the optimiser skips them (momentum and decay included)."""
+        from seehear.engine.transfer import head_parameters
+
+        if not hasattr(self, "_thawed"):
+            head = head_parameters(getattr(self.model, "backbone", self.model))
+            self._thawed = [p for p in self.model.parameters() if p.requires_grad and id(p) not in head]
+        for p in self._thawed:
+            p.requires_grad_(not frozen)
 
     # --- schedule ---------------------------------------------------------------------------------------------
     def progress(self) -> float:
@@ -122,6 +136,8 @@ class TrainModule(pl.LightningModule):
                   {"params": biases, "weight_decay": t.weight_decay if t.decay_norms else 0.0}]
         if t.optimizer == "muon":
             groups.append({"params": filters, "lr": t.muon_lr, "momentum": t.muon_momentum, "muon": True})
+        if t.backbone_lr_scale != 1.0:  # transfer: the backbone learns slower than the fresh head
+            groups = self.split_head(groups, t.backbone_lr_scale)
         groups = [g for g in groups if g["params"]]
         if t.optimizer == "muon":
             from seehear.engine.muon import Muon
@@ -139,6 +155,18 @@ class TrainModule(pl.LightningModule):
             raise ConfigError(f"train.optimizer {t.optimizer!r} unknown; use sgd, adam, adamw, rmsprop or muon")
         sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def split_head(self, groups: list[dict], scale: float) -> list[dict]:
+        """Each group twice: its head parameters at the group's lr, the rest at lr * scale."""
+        from seehear.engine.transfer import head_parameters
+
+        head = head_parameters(getattr(self.model, "backbone", self.model))
+        out = []
+        for g in groups:
+            lr = g.get("lr", self.cfg.train.lr)
+            out.append({**g, "params": [p for p in g["params"] if id(p) in head], "lr": lr})
+            out.append({**g, "params": [p for p in g["params"] if id(p) not in head], "lr": lr * scale})
+        return out
 
     # --- resume -----------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint):

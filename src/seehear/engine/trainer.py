@@ -149,8 +149,8 @@ def extra_callbacks(callbacks):
 
 def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tensor],
         valid: tuple[torch.Tensor, torch.Tensor] | None, run_dir: Path, resume: bool = False,
-        progress: bool = True) -> dict:
-    """Train a classifier on in-memory (x, y) tensors."""
+        progress: bool = True, unlabelled: torch.Tensor | None = None) -> dict:
+    """Train a classifier on in-memory (x, y) tensors; with `unlabelled` raw inputs, FixMatch (engine/fixmatch.py)."""
     x, y = train
     t = cfg.train
     num_classes = len(model.labels)
@@ -163,7 +163,13 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate,
                      sample_weights=sample_weights(y, num_classes, t.sampler))
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
-    module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w, class_counts=counts)
+    if unlabelled is not None and len(unlabelled):
+        from seehear.engine.fixmatch import FixMatchModule
+
+        module = FixMatchModule(model, cfg, len(loader), unlabelled, class_weights=class_w, class_counts=counts)
+    else:
+        module = ClassifyModule(model, cfg, steps_per_epoch=len(loader), class_weights=class_w,
+                                class_counts=counts)
     # Audio augmentation (resampling, noise) took a third of an FSDD step: on CPU it runs in a background thread
     # (data-wait share 35% -> 1%). Image augmentation is ~3% of a CIFAR step, less than a second thread costs in
     # contention on 2 cores (epoch 27 s -> 29 s), so it stays inline. On a GPU it runs on the device, inline.
@@ -183,6 +189,8 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
         model.to(memory_format=torch.channels_last)
     info = fit_module(module, cfg, loader, val_loader, run_dir, resume=resume, progress=progress)
     model.eval()
+    if hasattr(module, "summary"):
+        info["fixmatch"] = module.summary()
     return {**info, "batch_size": batch_size}
 
 

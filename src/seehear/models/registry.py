@@ -174,9 +174,11 @@ def load_pretrained(model: nn.Module, path: str | Path, *, first_conv: str | Non
                 bad.append(f"{k} {tuple(v.shape)} vs {tuple(target.shape)}")
                 continue
         out[k] = v.to(target.dtype)
-    missing = [k for k in own if k not in out and not is_head(k) and not k.endswith("num_batches_tracked")]
+    wrong = {b.split(" ", 1)[0] for b in bad}
+    missing = [k for k in own if k not in out and k not in wrong and not is_head(k)
+               and not k.endswith("num_batches_tracked")]
     if bad or missing:
-        detail = "; ".join(bad[:3] + [f"missing {k}" for k in missing[:3]])
+        detail = "; ".join(bad[:10] + [f"missing {k}" for k in missing[:10]])  # each named (up to 10)
         raise ConfigError(f"pretrained weights {path} do not fit {name}: {len(bad)} shape mismatch(es), "
                           f"{len(missing)} missing weight(s) ({detail}); were they saved from the same architecture?")
     model.load_state_dict(out, strict=False)

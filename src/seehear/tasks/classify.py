@@ -62,6 +62,34 @@ def auto_settings(source: Source) -> tuple[str, dict]:
     return pick_recipe("audio"), auto
 
 
+def _only_unset(defaults: dict, user: dict, overrides: Sequence[str]) -> dict:
+    """`defaults` without the settings the user gave (in the config or as --set section.key=...)."""
+    given = {a.split("=", 1)[0].strip() for a in overrides}
+    out: dict = {}
+    for section, values in defaults.items():
+        mine = user.get(section) or {}
+        keep = {k: v for k, v in values.items() if k not in mine and f"{section}.{k}" not in given}
+        if section == "model" and ("name" in mine or "model.name" in given):
+            keep.pop("kwargs", None)  # another architecture: the source's kwargs would not fit it
+        if keep:
+            out[section] = keep
+    return out
+
+
+def _unlabelled(cfg: RunConfig, modality: str, progress: bool) -> tuple[torch.Tensor, list]:
+    """Semi-supervised (`--unlabelled DIR`): its files decoded as the labelled ones, for engine/fixmatch.py."""
+    from seehear.tasks.label import require_unlabelled
+
+    more = list_files([str(require_unlabelled(cfg.data.unlabelled))])
+    if more.modality != modality:
+        raise InputMismatchError(f"--unlabelled {cfg.data.unlabelled} holds {more.modality} but the labelled data "
+                                 f"is {modality}: give {modality} files")
+    u = decode_all(more.records, cfg, modality, workers=cfg.data.workers, progress=progress)
+    if not u.keep:
+        raise DataError(f"none of the unlabelled files in {cfg.data.unlabelled} could be decoded")
+    return u.x, u.skipped
+
+
 class Classify(Task):
     name = "classify"
 
@@ -74,6 +102,16 @@ class Classify(Task):
         recipe, auto = auto_settings(source)
         cfg = resolve(recipe, deep_merge(auto, user), list(overrides))
         cfg.modality = source.modality
+        if cfg.model.init_from:  # transfer: the source's architecture and input form, unless the user set them
+            from seehear.engine.transfer import check_modality, source_defaults, source_meta
+
+            src_meta = source_meta(cfg.model.init_from)
+            check_modality(src_meta, source.modality, cfg.model.init_from)
+            src = source_defaults(src_meta)
+            merged = {**src, "model": {**src["model"], "init_from": cfg.model.init_from}}
+            cfg = resolve(recipe, deep_merge(deep_merge(auto, _only_unset(merged, user, overrides)), user),
+                          list(overrides))
+            cfg.modality = source.modality
         return cfg, recipe
 
     def prepare(self, source, cfg, out, resume, progress):
@@ -105,6 +143,12 @@ class Classify(Task):
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
         per_class = torch.bincount(parts["train"][1], minlength=len(labels))
+        transfer = None
+        if cfg.model.init_from:
+            from seehear.engine.transfer import init_from_run
+
+            transfer = init_from_run(net, cfg.model.init_from, cfg, source.modality)
+        unlabelled, u_skipped = _unlabelled(cfg, source.modality, progress) if cfg.data.unlabelled else (None, [])
         meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
                                              "leakage": len(leaks),
@@ -113,12 +157,18 @@ class Classify(Task):
             shift = (cfg.train.posthoc_tau * log_prior(per_class)).tolist()
             net.set_logit_shift(shift)
             meta["logit_shift"] = shift
-        return Prepared(net, meta, decoded.skipped, {"parts": parts, "records": records, "leaks": leaks})
+        if transfer:
+            meta["transfer"] = transfer
+        if unlabelled is not None:
+            meta["data"]["unlabelled"] = {"folder": str(Path(cfg.data.unlabelled).resolve()), "used": len(unlabelled),
+                                          "skipped": len(u_skipped)}
+        return Prepared(net, meta, decoded.skipped + u_skipped,
+                        {"parts": parts, "records": records, "leaks": leaks, "unlabelled": unlabelled})
 
     def fit(self, p, cfg, out, resume, progress):
         (xtr, ytr, _), (xva, yva, _) = p.state["parts"]["train"], p.state["parts"]["valid"]
         return fit(p.model, cfg, (xtr, ytr), (xva, yva) if len(yva) else None, out, resume=resume,
-                   progress=progress)
+                   progress=progress, unlabelled=p.state.get("unlabelled"))
 
     def measure(self, p, cfg, out):
         from seehear.evaluation import compute_metrics, plot_confusion, plot_curves, plot_reliability
@@ -221,9 +271,14 @@ def predict(run, inputs, *, top_k_labels: int = 3, progress: bool = False) -> li
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
     source = list_files(paths)
     set_threads(loaded.cfg)
+    from seehear.tasks.fewshot import load_prototypes, prototype_probs
+
+    protos = load_prototypes(loaded.run_dir)  # few-shot classes enrolled: nearest prototype (tasks/fewshot.py)
+    labels = protos["labels"] if protos else loaded.labels
     rows: list[dict] = []
     for keep, d in _chunks(loaded, source, progress):
-        for i, top in zip(keep, top_k(_probs(loaded, d), loaded.labels, top_k_labels)):
+        probs = prototype_probs(loaded.model, d.x, protos) if protos and d.keep else _probs(loaded, d)
+        for i, top in zip(keep, top_k(probs, labels, top_k_labels)):
             rows.append({"file": source.records[i].key, "label": top[0]["label"],
                          "probability": top[0]["probability"], "top": top})
         rows += [{"file": key, "error": reason} for key, reason in d.skipped]

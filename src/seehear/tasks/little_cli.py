@@ -1,0 +1,88 @@
+"""`seehear fewshot` and `seehear label`: learning from little labelled data (argument parsing only; the work is in
+tasks/fewshot.py and tasks/label.py)."""
+from __future__ import annotations
+
+
+def add_commands(sub) -> None:
+    fs = sub.add_parser("fewshot", help="add a class to a trained classification run from a few examples, without "
+                                        "retraining (class prototypes)")
+    fs.add_argument("run")  # `seehear fewshot RUN enroll CLASS FILE...`: the run first, as the user thinks of it
+    fs_sub = fs.add_subparsers(dest="fewshot_command", required=True)
+    en = fs_sub.add_parser("enroll", help="add (or replace) a few-shot class CLASS from example FILEs")
+    en.add_argument("label", metavar="CLASS")
+    en.add_argument("files", nargs="+", metavar="FILE")
+    en.add_argument("--shots", type=int, help="at least this many examples must be readable (default: all given)")
+    en.set_defaults(handler=_cmd_enroll)
+    fg = fs_sub.add_parser("forget", help="remove a few-shot class (with none left, predict uses the classifier)")
+    fg.add_argument("label", metavar="CLASS")
+    fg.set_defaults(handler=_cmd_forget)
+
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining of an image backbone on a folder of images "
+                                         "without labels (SimCLR); start labelled runs from it with --from")
+    pt.add_argument("data", metavar="UNLABELLED_DIR")
+    pt.add_argument("--out", required=True, help="run folder to create, e.g. runs/ssl")
+    pt.add_argument("--method", default="simclr", help="simclr (the only one so far)")
+    pt.add_argument("--epochs", type=int)
+    pt.add_argument("--time-budget", type=_duration, help="stop after this long, e.g. 30m")
+    pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pt.add_argument("--overwrite", action="store_true")
+    pt.add_argument("--quiet", action="store_true")
+    pt.set_defaults(handler=_cmd_pretrain)
+
+    lb = sub.add_parser("label", help="the model's labels, with calibrated confidences, for a folder of unlabelled "
+                                      "files, and the ones most worth a person's review first")
+    lb.add_argument("run")
+    lb.add_argument("folder", metavar="NEW_DIR")
+    lb.add_argument("--out", help="CSV of every file's label (default RUN/labels/NEW_DIR.csv)")
+    lb.add_argument("--review", metavar="CSV", help="also write the files sorted for review: lowest margin first")
+    lb.set_defaults(handler=_cmd_label)
+
+
+def _duration(text: str) -> float:
+    """'90', '90s', '5m', '1.5h' -> seconds (as `seehear train --time-budget`; cli.py is a higher layer)."""
+    import argparse
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; use e.g. 90s, 5m or 1h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _cmd_pretrain(a) -> int:
+    from seehear.tasks.pretrain import pretrain
+
+    r = pretrain(a.data, a.out, method=a.method, epochs=a.epochs, time_budget=a.time_budget, overrides=a.overrides,
+                 overwrite=a.overwrite, progress=not a.quiet)
+    knn = (r.metrics or {}).get("knn_accuracy")
+    print(f"run: {r.run_dir}" + (f"   kNN accuracy (monitor, folder labels): {knn:.3f}" if knn is not None else "")
+          + f"\nstart a labelled run from it: seehear train DATA --out runs/NAME --from {r.run_dir}")
+    return 0
+
+
+def _cmd_enroll(a) -> int:
+    from seehear.tasks.fewshot import enroll
+
+    r = enroll(a.run, a.label, a.files, shots=a.shots)
+    print(f"enrolled {r['enrolled']!r} from {r['examples']} example(s); {a.run} now predicts by nearest prototype "
+          f"over {len(r['labels'])} classes ({len(r['fewshot'])} few-shot: {', '.join(r['fewshot'])})")
+    for key, why in r["skipped"]:
+        print(f"skipped {key}: {why}")
+    return 0
+
+
+def _cmd_forget(a) -> int:
+    from seehear.tasks.fewshot import forget
+
+    r = forget(a.run, a.label)
+    print(f"removed {a.label!r}; few-shot classes left: {', '.join(r['fewshot']) or 'none (the classifier decides)'}")
+    return 0
+
+
+def _cmd_label(a) -> int:
+    from seehear.tasks.label import label
+
+    r = label(a.run, a.folder, out=a.out, review=a.review)
+    print(f"labelled {r['labelled']} file(s) into {r['out']}" + (f"; review list {r['review']}" if r["review"] else "")
+          + (f"; {len(r['skipped'])} unreadable" if r["skipped"] else ""))
+    return 0

@@ -1,0 +1,57 @@
+"""Self-supervised pretraining (tasks/pretrain.py, engine/simclr.py): NT-Xent does what it says, a SimCLR run is a
+run folder with a kNN monitor, and a labelled run starts from it with --from."""
+import json
+
+import pytest
+import torch
+
+import seehear
+from seehear.cli import main
+from seehear.data.synth import make_shape_images
+from seehear.engine.simclr import knn_accuracy, nt_xent
+from seehear.errors import DataError
+from seehear.tasks.pretrain import pretrain
+
+FAST = ["train.threads=1", "data.workers=1", "image.size=16", "train.batch_size=32"]
+
+
+def test_nt_xent_prefers_matching_views():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(16, 8, generator=g)
+    same = nt_xent(z, z + 0.01 * torch.randn(16, 8, generator=g))
+    other = nt_xent(z, torch.randn(16, 8, generator=g))
+    assert same < other
+    # the positive pair is the only thing that makes it small: a shuffled partner is as bad as noise
+    assert nt_xent(z, z[torch.randperm(16, generator=g)]) > same + 1.0
+
+
+def test_knn_accuracy_counts_votes():
+    tr = torch.tensor([[1.0, 0], [0.9, 0.1], [0, 1.0], [0.1, 0.9]])
+    ytr = torch.tensor([0, 0, 1, 1])
+    assert knn_accuracy(tr, ytr, torch.tensor([[1.0, 0.05], [0.0, 1.0]]), torch.tensor([0, 1]), k=1) == 1.0
+    assert knn_accuracy(tr, ytr, torch.tensor([[1.0, 0.05]]), torch.tensor([1]), k=1) == 0.0
+
+
+@pytest.mark.slow
+def test_pretrain_run_starts_a_labelled_run(tmp_path, capsys):
+    data = make_shape_images(tmp_path / "pool", classes=3, per_class=24, size=16, seed=0)
+    assert main(["pretrain", str(data), "--out", str(tmp_path / "ssl"), "--epochs", "3", "--quiet",
+                 *sum((["--set", s] for s in FAST), [])]) == 0
+    meta = json.loads((tmp_path / "ssl" / "meta.json").read_text())
+    assert meta["task"] == "pretrain" and meta["status"] == "done" and meta["pretrain"]["knn_monitor"]
+    assert len(meta["train"]["knn_by_epoch"]) == 3
+    knn = json.loads((tmp_path / "ssl" / "metrics.json").read_text())["valid"]["knn_accuracy"]
+    assert 0 <= knn <= 1
+    few = make_shape_images(tmp_path / "few", classes=2, per_class=6, size=16, seed=3)
+    r = seehear.train(few, tmp_path / "down", from_run=tmp_path / "ssl", progress=False,
+                      overrides=[*FAST, "train.epochs=2", "train.freeze_epochs=1"])
+    t = r.meta["transfer"]
+    assert t["source_task"] == "pretrain" and t["head"] == "new" and r.meta["config"]["model"]["name"] == "small_cnn"
+
+
+def test_pretrain_refuses_too_few_and_unknown_methods(tmp_path, capsys):
+    data = make_shape_images(tmp_path / "three", classes=3, per_class=1, size=16)
+    with pytest.raises(DataError, match="has 3 image"):
+        pretrain(data, tmp_path / "ssl", progress=False)
+    assert main(["pretrain", str(data), "--out", str(tmp_path / "x"), "--method", "dino"]) == 2
+    assert "not built" in capsys.readouterr().err
