@@ -81,6 +81,23 @@ def commit() -> str:
     return (head or "unknown") + ("+changes" if dirty else "")
 
 
+def run_accuracy(run_dir: Path):
+    """A run's own held-out accuracy (metrics.json), so a figure from an under-trained run reads as such."""
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    return next((v["accuracy"] for v in m.values() if isinstance(v, dict) and "accuracy" in v), None)
+
+
+def digits_run(run: str | None, data: str | None, name: str) -> tuple[Path, Path]:
+    """(run folder, data) for the int8 probes: the given run, or a digits run trained here for 40 s."""
+    import seehear
+    from seehear.data.synth import make_digit_images
+
+    if run is not None:
+        return Path(run), Path(data)
+    data = make_digit_images(WORK / "digits-png") if data is None else Path(data)
+    return seehear.train(data, WORK / "runs" / name, time_budget=40, overwrite=True, progress=False).run_dir, data
+
+
 def learning_curve(run_dir: Path, metric: str) -> list[dict]:
     """A run's held-out `metric` (e.g. val_uer, val_acc) after each epoch against training minutes, from the
     run's logs/metrics.csv (TrainModule logs train_seconds every epoch)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import WORK, Bench
+from common import Bench, digits_run, run_accuracy
 
 
 def logits(path, x, optimized):
@@ -24,14 +24,6 @@ def logits(path, x, optimized):
 
     s = session(path, optimized)
     return np.concatenate([s.run(None, {"input": x[i:i + 64]})[0] for i in range(0, len(x), 64)])
-
-
-def _accuracy(run_dir: Path):
-    """The run's own test accuracy (metrics.json), so a figure from an under-trained run reads as such."""
-    import json
-
-    m = json.loads((Path(run_dir) / "metrics.json").read_text())
-    return next((v["accuracy"] for v in m.values() if isinstance(v, dict) and "accuracy" in v), None)
 
 
 def main(argv=None) -> None:
@@ -42,18 +34,12 @@ def main(argv=None) -> None:
     import seehear
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from seehear.data.synth import make_digit_images
     from seehear.deploy.int8_check import load_inputs
     from seehear.deploy.onnx import export_onnx
     from seehear.deploy.quantize import default_fp32_nodes, preprocess, quantizable_nodes, quantize_prepared
 
     with Bench("probes/int8-options") as b:
-        if a.run is None:
-            data = make_digit_images(WORK / "digits-png") if a.data is None else Path(a.data)
-            run_dir = seehear.train(data, WORK / "runs" / "digits-options", time_budget=40, overwrite=True,
-                                    progress=False).run_dir
-        else:
-            run_dir, data = Path(a.run), Path(a.data)
+        run_dir, data = digits_run(a.run, a.data, "digits-options")
         run = seehear.load_run(run_dir)
         fp32 = export_onnx(run_dir)
         x_cal, x_chk, _, _ = load_inputs(run, data)
@@ -97,7 +83,7 @@ def main(argv=None) -> None:
                     r[key] = {"agreement": round(float((got.argmax(1) == ref.argmax(1)).mean()), 4),
                               "logits_snr_db": round(float(snr), 1)}
                 out[name] = r
-        b.figures.update({"run": str(run_dir), "data": str(data), "run_test_accuracy": _accuracy(run_dir),
+        b.figures.update({"run": str(run_dir), "data": str(data), "run_test_accuracy": run_accuracy(run_dir),
                           "check_examples": int(len(x_chk)),
                           "calibration_examples": int(len(x_cal)), "settings": out})
         b.notes.append("agreement and SNR on held-out inputs (not the calibration ones); one run: differences of "

@@ -17,15 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import WORK, Bench
-
-
-def _accuracy(run_dir: Path):
-    """The run's own test accuracy (metrics.json), so a figure from an under-trained run reads as such."""
-    import json
-
-    m = json.loads((Path(run_dir) / "metrics.json").read_text())
-    return next((v["accuracy"] for v in m.values() if isinstance(v, dict) and "accuracy" in v), None)
+from common import Bench, digits_run, run_accuracy
 
 
 def main(argv=None) -> None:
@@ -36,15 +28,9 @@ def main(argv=None) -> None:
     import seehear
     from seehear.data.cache import decode_all
     from seehear.data.sources import load_source
-    from seehear.data.synth import make_digit_images
 
     with Bench("probes/int8-saturation") as b:
-        if a.run is None:
-            data = make_digit_images(WORK / "digits-png") if a.data is None else Path(a.data)
-            run_dir = seehear.train(data, WORK / "runs" / "digits-saturation", time_budget=40, overwrite=True,
-                                    progress=False).run_dir
-        else:
-            run_dir, data = Path(a.run), Path(a.data)
+        run_dir, data = digits_run(a.run, a.data, "digits-saturation")
         run = seehear.load_run(run_dir)
         recs = load_source(data, modality="image").records
         recs = [recs[int(i)] for i in np.linspace(0, len(recs) - 1, min(200, len(recs))).round()]
@@ -70,7 +56,7 @@ def main(argv=None) -> None:
         ws = np.abs(w).reshape(out_ch, -1).max(1) / 127
         w8 = np.round(w / ws[:, None, None, None]) * ws[:, None, None, None]
         b.figures.update({
-            "run": str(run_dir), "data": str(data), "run_test_accuracy": _accuracy(run_dir), "images": len(recs),
+            "run": str(run_dir), "data": str(data), "run_test_accuracy": run_accuracy(run_dir), "images": len(recs),
             "stem_weight_shape": list(w.shape),
             "stem_max_abs_weight": round(float(np.abs(w).max()), 3),
             "channel_sum_fp32_max_per_filter": [float(f"{v:.3g}") for v in np.abs(w.sum(1)).max((1, 2))],
