@@ -7,7 +7,8 @@ __version__ = "0.1.0"
 # errors before torch loads
 _LAZY = {"train": "seehear.api", "evaluate": "seehear.api", "predict": "seehear.api", "load_run": "seehear.api",
          "check_data": "seehear.api", "explain": "seehear.trust", "trust_report": "seehear.trust",
-         "compress": "seehear.deploy.compress", "serve": "seehear.serve"}
+         "compress": "seehear.deploy.compress", "serve": "seehear.serve", "tune": "seehear.scale.tune",
+         "federate": "seehear.scale.federate"}
 
 __all__ = ["SeehearError", "__version__", *_LAZY]
 
