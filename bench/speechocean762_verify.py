@@ -75,6 +75,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip the MFCC peer (dev)")
     args = ap.parse_args(argv)
 
+    import seehear
     import seehear.tasks.speakers as spk
     from seehear.evaluation.verification import verification_metrics
 
@@ -91,7 +92,7 @@ def main(argv=None) -> None:
                              "credit": "speechocean762, Zhang et al. 2021 (Apache-2.0)"}
         load = round(os.getloadavg()[0], 2)
         t0 = time.time()
-        res = spk.train(str(manifest), str(WORK_DIR / "run"), overrides=overrides, overwrite=True, progress=True)
+        res = seehear.train(str(manifest), str(WORK_DIR / "run"), overrides=overrides, overwrite=True, progress=True)
         tr = res.meta["train"]
         t1 = time.time()
         emb = spk.embed(res.run_dir, [r["path"] for r in test_rows])
