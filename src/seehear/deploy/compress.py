@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seehear.data.decode import pcm_to_float
 from seehear.engine.checkpoint import read_json, write_json
 from seehear.errors import RunError, SeehearError
 
@@ -46,7 +47,7 @@ def _held_out(run, data):
 def _onnx_input(x):
     import torch
 
-    return (x.float() / 32767.0 if x.dtype == torch.int16 else x).numpy()
+    return (pcm_to_float(x) if x.dtype == torch.int16 else x).numpy()
 
 
 def _recalibrate(src, model) -> dict:

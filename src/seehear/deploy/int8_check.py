@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seehear.data.decode import pcm_to_float
 from seehear.engine.checkpoint import atomic_write
 from seehear.errors import SeehearError
 
@@ -91,7 +92,7 @@ def load_inputs(run, data):
     keep = np.asarray(decoded.keep, dtype=int)
     x = decoded.x
     if x.dtype == torch.int16:  # cached audio; the exported graph takes float samples
-        x = x.float() / 32767.0
+        x = pcm_to_float(x)
     x = x.numpy()
     index = {name: i for i, name in enumerate(run.labels)}
     labels = [recs[int(order[i])].label for i in keep]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from seehear.data.decode import pcm_to_float
 
 
 def flops(model: torch.nn.Module, example: torch.Tensor) -> int:
@@ -17,7 +18,7 @@ def flops(model: torch.nn.Module, example: torch.Tensor) -> int:
     model.eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(example.float() / 32767.0 if example.dtype == torch.int16 else example)
+        model(pcm_to_float(example) if example.dtype == torch.int16 else example)
     return int(counter.get_total_flops())
 
 

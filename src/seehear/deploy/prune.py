@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from seehear.data.decode import pcm_to_float
 from seehear.errors import SeehearError
 
 SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features")
@@ -34,7 +35,7 @@ def prune_channels(model: nn.Module, ratio: float, example: torch.Tensor) -> nn.
     backbone = model.backbone
     model.eval()
     with torch.no_grad():
-        feats = model.features(example.float() / 32767.0 if example.dtype == torch.int16 else example)
+        feats = model.features(pcm_to_float(example) if example.dtype == torch.int16 else example)
     layers = [m for m in backbone.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
     recurrent = [m for m in backbone.modules() if isinstance(m, nn.LSTM | nn.GRU | nn.RNN | nn.MultiheadAttention)]
     n_classes = len(model.labels)
@@ -45,7 +46,7 @@ def prune_channels(model: nn.Module, ratio: float, example: torch.Tensor) -> nn.
                                       pruning_ratio=ratio, ignored_layers=ignored, round_to=_round_to(backbone))
         pruner.step()
         with torch.no_grad():  # a reshape torch-pruning could not trace (conv -> LSTM, say) shows up here
-            model(example.float() / 32767.0 if example.dtype == torch.int16 else example)
+            model(pcm_to_float(example) if example.dtype == torch.int16 else example)
     except Exception as e:  # a layer type torch-pruning cannot trace is a limitation to report, not a crash
         raise SeehearError(f"model {type(backbone).__name__} could not be channel-pruned: {type(e).__name__}: "
                            f"{str(e).splitlines()[0][:200]}") from None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from seehear.data.decode import PCM_SCALE
 from seehear.errors import SeehearError
 
 
@@ -108,7 +109,7 @@ def decode_pcm(data: bytes, dtype: str) -> np.ndarray:
                              f"bytes")
     x = np.frombuffer(data, dtype="<f4" if dtype == "f32" else "<i2")
     if dtype == "s16":
-        return x.astype(np.float32) / 32767.0
+        return x.astype(np.float32) / PCM_SCALE
     return np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), -1e3, 1e3).astype(np.float32)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from seehear.data.decode import pcm_to_float
 
 METHODS = ("gradcam", "ig", "occlusion")
 SEQUENCE_LAYERS = (nn.LSTM, nn.GRU, nn.RNN, nn.MultiheadAttention, nn.TransformerEncoderLayer)
@@ -23,7 +24,7 @@ def backbone_fn(model):
 @torch.no_grad()
 def features_of(model, x: torch.Tensor) -> torch.Tensor:
     model.eval()
-    x = x.float() / 32767.0 if x.dtype == torch.int16 else x
+    x = pcm_to_float(x) if x.dtype == torch.int16 else x
     return model.features(x.to(next(model.parameters()).device)).float().contiguous()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from seehear.data.decode import pcm_to_float
 from seehear.engine.trainer import bf16_supported
 
 PIXEL_MAX = 255.0
@@ -16,7 +17,7 @@ def model_device(model) -> torch.device:
 def to_signal(model, x: torch.Tensor) -> torch.Tensor:
     """Raw inputs as float in the scale perturbations are measured in: pixels 0..255, or waves -1..1."""
     if model.modality == "audio":
-        return x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
+        return pcm_to_float(x)
     return x.float()
 
 
@@ -42,7 +43,7 @@ def batched_logits(model, x: torch.Tensor, batch_size: int = 256, precision: str
     for i in range(0, len(x), step):
         xb = x[i:i + step].to(dev)
         if model.modality == "audio" and xb.dtype == torch.int16:
-            xb = xb.float() / 32767.0
+            xb = pcm_to_float(xb)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16(model, precision)):
             z = model.logits(xb) if raw else model(xb)
         out.append(z.float().cpu())

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from seehear.data.decode import float_to_pcm, pcm_to_float
 
 SNR_DB = (20.0, 10.0, 5.0, 0.0)
 
@@ -148,9 +149,9 @@ def _wave(fn, levels: int = 5):
     def wrapped(x: torch.Tensor, severity: int, seed: int = 0, sample_rate: int = 16000) -> torch.Tensor:
         if not 1 <= severity <= levels:
             raise ValueError(f"severity must be 1..{levels}, got {severity}")
-        f = x.float() / 32767.0 if x.dtype == torch.int16 else x.float()
+        f = pcm_to_float(x)
         out = fn(f, severity - 1, _gen(seed), sample_rate).clamp(-1, 1)
-        return (out * 32767.0).round().to(torch.int16) if x.dtype == torch.int16 else out.to(x.dtype)
+        return float_to_pcm(out) if x.dtype == torch.int16 else out.to(x.dtype)
     wrapped.__name__, wrapped.__doc__, wrapped.levels = fn.__name__, fn.__doc__, levels
     return wrapped
 

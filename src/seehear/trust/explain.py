@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from seehear.data.cache import decode_all
+from seehear.data.decode import pcm_to_float
 from seehear.data.sources import list_files
 from seehear.engine.run_folder import load_run
 from seehear.errors import InputMismatchError, RunError, SeehearError
@@ -92,7 +93,7 @@ def explain(run, files, *, method: str = "gradcam", out, progress: bool = False)
             row = {"file": key, "label": loaded.labels[c], "probability": round(p, 4), "method": e["method"],
                    "png": str(png)}
             if audio:
-                wave = decoded.x[j].float() / 32767.0
+                wave = pcm_to_float(decoded.x[j])
                 ev = evidence_wave(wave, e["maps"][j], loaded.cfg.audio.hop_length)
                 wav = out / f"{stem}.evidence.wav"
                 _write_wav(wav, ev.numpy(), loaded.cfg.audio.sample_rate)
