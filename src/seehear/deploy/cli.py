@@ -30,8 +30,8 @@ def add_commands(sub) -> None:
 def int8_summary(q: dict) -> str:
     """One line: which int8 path was taken (PTQ, or QAT after PTQ) and the accuracies on the held-out check inputs."""
     def score(d: dict) -> str:
-        if "refused" in d:
-            return "refused"
+        if "refused" in d or "skipped" in d:
+            return "refused" if "refused" in d else f"skipped ({d['skipped']})"
         return f"{100 * d['accuracy_int8']:.1f}%" if "accuracy_int8" in d else \
             f"{100 * d['top1_agreement_with_fp32']:.1f}% agreement with fp32"
 

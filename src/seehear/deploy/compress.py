@@ -203,20 +203,29 @@ def _int8(src, work: Path, loaded, meta: dict, calib, qat, qat_epochs, test, scr
         except Int8Refused as e:
             return None, None, {"refused": str(e)}
 
+    def keep_ptq(run):
+        if ptq_path is None:
+            return run, {}, {**record, "path": "ptq", "refused": ptq["refused"]}
+        shutil.copyfile(ptq_path, work / "model.int8.onnx")
+        return run, {"compressed int8": work / "model.int8.onnx"}, {**record, **ptq, "path": "ptq"}
+
     ptq_path, ptq_info, ptq = attempt(scratch / "ptq.int8.onnx")
     record = {"ptq": ptq, "max_ptq_drop": qating.MAX_PTQ_DROP, "qat_mode": {None: "auto"}.get(qat, bool(qat))}
     if not qating.wants_qat(qat, qating.ptq_drop(ptq_info)):
-        if ptq_path is None:
-            return loaded, {}, {**record, "path": "ptq", "refused": ptq["refused"]}
-        shutil.copyfile(ptq_path, work / "model.int8.onnx")
-        return loaded, {"compressed int8": work / "model.int8.onnx"}, {**record, **ptq, "path": "ptq"}
-
+        return keep_ptq(loaded)
+    try:
+        train = distilling.load_split(src, "train")
+    except RunError as e:  # a run without its training split: no QAT (unless asked for: then the error), said so
+        if qat:
+            raise
+        record["qat"] = {"skipped": str(e)}
+        return keep_ptq(loaded)
     model, before = loaded.model, copy.deepcopy(loaded.model.state_dict())
     teacher, meta_before = copy.deepcopy(model).eval(), copy.deepcopy(meta)
     fp32_nodes = ptq_info["fp32_nodes"] if ptq_info else None
     reduce_range = ptq_info["reduce_range"] if ptq_info else int8_isa()["saturates"]
     acc_before = _accuracy(model, test)
-    done = qating.qat_finetune(model, distilling.load_split(src, "train"), teacher=teacher, reduce_range=reduce_range,
+    done = qating.qat_finetune(model, train, teacher=teacher, reduce_range=reduce_range,
                                example=example_input(src.meta["input"], batch=2, seed=5),
                                fp32_leading=max(1, len(fp32_nodes) - 1) if fp32_nodes else 1,
                                fp32_last=fp32_nodes != [], **({"epochs": qat_epochs} if qat_epochs else {}))
@@ -239,10 +248,7 @@ def _int8(src, work: Path, loaded, meta: dict, calib, qat, qat_epochs, test, scr
     save_model(work, model)
     write_meta(work, meta)
     record["qat"]["kept"] = False
-    if ptq_path is None:
-        return load_run(work), {}, {**record, "path": "ptq", "refused": ptq["refused"]}
-    shutil.copyfile(ptq_path, work / "model.int8.onnx")
-    return load_run(work), {"compressed int8": work / "model.int8.onnx"}, {**record, **ptq, "path": "ptq"}
+    return keep_ptq(load_run(work))
 
 
 KEPT_INT8 = ("top1_agreement_with_fp32", "top1_agreement_unoptimized", "check_examples", "fp32_nodes", "cpu_isa",

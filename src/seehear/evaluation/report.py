@@ -205,6 +205,8 @@ def _int8_path(q) -> str:
         return ""
 
     def acc(d):
+        if "skipped" in d:
+            return "skipped"
         return "refused" if "refused" in d else _pct(d.get("accuracy_int8", d.get("top1_agreement_with_fp32")))
 
     ptq, qat = q.get("ptq") or {}, q.get("qat")
