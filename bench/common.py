@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("SEEHEAR_BENCH_RESULTS", ROOT / "bench" / "results"))  # elsewhere: smoke runs
 DATA = Path(os.environ.get("SEEHEAR_DATA", ROOT.parent / "shared" / "data"))
 WORK = Path(os.environ.get("SEEHEAR_BENCH_WORK", "/tmp/seehear-bench"))
 

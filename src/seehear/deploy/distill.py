@@ -20,6 +20,7 @@ from seehear.data.decode import pcm_to_float
 from seehear.errors import RunError
 
 MIN_STEPS = 60
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 @dataclass
@@ -83,10 +84,12 @@ def kl_to_teacher(student, teacher, x: torch.Tensor, temperature: float = 4.0) -
 
 def finetune(student: nn.Module, data: Split, *, teacher: nn.Module | None = None, epochs: int = 3,
              lr: float = 1e-3, batch_size: int = 32, temperature: float = 4.0, alpha: float = 0.7,
-             min_steps: int = MIN_STEPS, seed: int = 0) -> list[float]:
+             min_steps: int = MIN_STEPS, seed: int = 0, frozen_norm: bool = False) -> list[float]:
     """Train `student` in place for `epochs` over `data` (at least `min_steps` steps; AdamW, cosine-decayed lr): on
-    hard labels alone, or distilled from `teacher` (kept in eval mode) when one is given. Returns the mean loss
-    per epoch."""
+    hard labels alone, or distilled from `teacher` (kept in eval mode) when one is given. `frozen_norm`: BatchNorm
+    layers normalise with their running statistics and leave them as they are (quantization-aware training: the
+    layers then compute in training what the exported graph, BatchNorm folded into the convolution, computes).
+    Returns the mean loss per epoch."""
     g = torch.Generator().manual_seed(seed)
     params = [p for p in student.parameters() if p.requires_grad]
     # AdamW: its step size does not depend on the model's logit scale (fastnet multiplies its logits by 1/9)
@@ -100,6 +103,10 @@ def finetune(student: nn.Module, data: Split, *, teacher: nn.Module | None = Non
     history = []
     for _ in range(epochs):
         student.train()
+        if frozen_norm:
+            for m in student.modules():
+                if isinstance(m, NORMS):
+                    m.eval()
         total, n = 0.0, 0
         for idx in torch.randperm(len(data.y), generator=g).split(batch_size):
             if len(idx) < 2:  # BatchNorm cannot train on a single example

@@ -196,7 +196,25 @@ def _compression(c) -> str:
             ("held-out accuracy", "accuracy")]
     rows = [[r.get(k, "—") for _, k in cols] for r in c["table"] if isinstance(r, dict)]
     note = f'<p class="sub">{escape(str(c["note"]))}</p>' if c.get("note") else ""
-    return _table([h for h, _ in cols], rows, numeric=set(range(1, len(cols)))) + note
+    return _table([h for h, _ in cols], rows, numeric=set(range(1, len(cols)))) + _int8_path(c.get("int8")) + note
+
+
+def _int8_path(q) -> str:
+    """Which int8 path compress took: post-training quantization, or quantization-aware training after it."""
+    if not isinstance(q, dict) or "path" not in q:
+        return ""
+
+    def acc(d):
+        if "skipped" in d:
+            return "skipped"
+        return "refused" if "refused" in d else _pct(d.get("accuracy_int8", d.get("top1_agreement_with_fp32")))
+
+    ptq, qat = q.get("ptq") or {}, q.get("qat")
+    text = f"int8: post-training quantization (PTQ), {acc(ptq)} on the held-out check inputs"
+    if qat is not None:
+        text += (f"; quantization-aware training (QAT, {qat.get('epochs')} epoch(s)) → {acc(qat)}; "
+                 f"kept: {q['path'].upper()}")
+    return f'<p class="sub">{escape(text)}</p>'
 
 
 def _skipped(skipped) -> str:
