@@ -88,6 +88,7 @@ class AugmentConfig:
     pitch_prob: float = 0.5
     bandlimit_prob: float = 0.0  # share of clips low-passed (telephone-like), cutoff drawn in bandlimit_hz
     bandlimit_hz: list[float] = field(default_factory=lambda: [1000.0, 4000.0])
+    vtlp: Optional[list[float]] = None  # [lo, hi]: warp each clip's mel filterbank (VTLP), e.g. [0.9, 1.1]; None=off
     mixup: float = 0.0  # alpha; 0 = off
     cutmix: float = 0.0  # alpha; 0 = off (with mixup too, each batch gets one of the two at random)
 

@@ -30,6 +30,30 @@ def test_export_matches_pytorch(kind, model, shapes_dir, tones_dir, tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-3, rtol=1e-3)
 
 
+def test_audio_export_holds_utterance_cmvn_and_no_vtlp(tones_dir, tmp_path):
+    """audio.normalize=utterance is inside the exported graph (a louder copy of a clip gets the same logits, as the
+    per-band mean over time takes the log offset away), and a run trained with augment.vtlp exports the plain
+    front end: ONNX equals PyTorch in eval mode, where the warp is off."""
+    over = FAST + ["audio.clip_seconds=0.5", "audio.normalize=utterance", "augment.vtlp=[0.9, 1.1]"]
+    r = seehear.train(tones_dir, tmp_path / "run", model="tcresnet8", overrides=over, progress=False)
+    run = seehear.load_run(r.run_dir)
+    assert run.cfg.audio.normalize == "utterance" and run.model.vtlp is not None
+    path = export_onnx(r.run_dir)
+    x = example_input(run.meta["input"], batch=4, seed=7)
+    with torch.no_grad():
+        ref = run.model.eval()(x).numpy()
+    sess = onnx_session(path)
+    got = sess.run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-3, rtol=1e-3)
+    np.testing.assert_array_equal(got.argmax(1), ref.argmax(1))
+    louder = sess.run(None, {"input": (4 * x).numpy()})[0]
+    np.testing.assert_allclose(louder, got, atol=1e-2)
+    quieter = seehear.load_run(r.run_dir)
+    quieter.model.frontend.normalize = "none"  # the same weights without CMVN do hear the gain
+    with torch.no_grad():
+        assert np.abs(quieter.model.eval()(4 * x).numpy() - quieter.model(x).numpy()).max() > 1e-2
+
+
 def test_export_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -32,3 +32,21 @@ def test_audio_writes_spectrograms_and_clips(tmp_path):
     assert sr == 16000 and len(wave) == 16000
     stored = x.numpy() / 32767
     assert np.abs(stored - wave[None]).max(1).min() > 1e-2  # augmented: none of the stored clips
+
+
+def test_audio_grid_shows_the_vtlp_warp(tmp_path):
+    """With augment.vtlp the augmented spectrograms are drawn with the filterbank warp (seeded: the same twice)."""
+    t = torch.arange(16000) / 16000
+    x = (torch.stack([torch.sin(2 * np.pi * (300 + 400 * i) * t) for i in range(4)]) * 20000).to(torch.int16)
+    off = dict(time_shift=0.0, noise_snr_db=None, speed=None, gain_db=0.0, freq_masks=0, time_masks=0)
+
+    def grid(name, vtlp):
+        cfg = RunConfig.from_dict({"modality": "audio", "augment": {**off, "vtlp": vtlp}})
+        write_augmented_examples(x, torch.tensor([0, 0, 1, 1]), ["a", "b"], cfg, "audio", tmp_path / name)
+        with Image.open(tmp_path / name / "augmented.png") as im:
+            return np.asarray(im.convert("RGB")).astype(int)
+
+    plain, warped, again = grid("plain", None), grid("warped", [0.8, 1.2]), grid("again", [0.8, 1.2])
+    assert plain.shape == warped.shape
+    assert np.abs(plain - warped).max() > 50
+    assert np.array_equal(warped, again)

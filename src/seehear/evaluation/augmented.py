@@ -66,12 +66,21 @@ def write_augmented_examples(x: torch.Tensor, y: torch.Tensor, labels: list[str]
     xs, ys = x[idx], y[idx]
     g = torch.Generator().manual_seed(cfg.train.seed * 7 + 3)
     rows = [(xs if modality == "image" else pcm_to_float(xs), torch.nn.functional.one_hot(ys, len(labels)).float())]
+    warps = [None]  # audio with augment.vtlp: each augmented clip's filterbank warp, as the Recognizer draws it
     for _ in range(AUGMENTED_ROWS):
         if modality == "image":
             aug = augment_images(xs, cfg.augment, g)
         else:
             aug = augment_waves(pcm_to_float(xs), cfg.augment, cfg.audio.sample_rate, g)
         rows.append(_mixed(aug, ys, cfg, len(labels), g))
+        if modality == "audio" and cfg.augment.vtlp:
+            from seehear.features.vtlp import VTLP, check_range
+
+            vtlp = VTLP(*check_range(cfg.augment.vtlp))
+            vtlp.generator = g
+            warps.append(vtlp.factors(len(idx), "cpu"))
+        else:
+            warps.append(None)
 
     n = len(idx)
     fig = Figure(figsize=(1.6 * n, 1.8 * len(rows)), dpi=100)
@@ -91,8 +100,9 @@ def write_augmented_examples(x: torch.Tensor, y: torch.Tensor, labels: list[str]
                 ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
                           vmin=0, vmax=255, interpolation="nearest")
             else:
+                w = warps[r][c:c + 1] if warps[r] is not None else None
                 with torch.no_grad():
-                    m = spec(batch[c:c + 1].float())[0, 0].numpy()
+                    m = spec(batch[c:c + 1].float(), warp=w)[0, 0].numpy()
                 ax.imshow(m, origin="lower", aspect="auto", cmap="magma")
             ax.set_title(("" if r else "original: ") + _caption(target[c], labels), fontsize=7)
     fig.suptitle("Training examples: as stored (top row) and as the model saw them (augmented)", fontsize=9)

@@ -79,28 +79,38 @@ class LogMel(nn.Module):
     def num_frames(self, num_samples: int) -> int:
         return 1 + num_samples // self.hop_length
 
-    def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
-        """[B, S] -> mel power [B, n_mels, T] (float32), frames centred on every hop (reflect-padded ends)."""
+    def power_mel(self, wave: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, S] -> mel power [B, n_mels, T] (float32), frames centred on every hop (reflect-padded ends). warp
+        [B]: per-clip VTLP factors (features/vtlp.py), training only; None = the front end's own filterbank."""
         x = pcm_to_float(wave)
         if x.dim() == 1:
             x = x[None]
         pad = self.n_fft // 2
         # reflect (torchaudio's default) needs more samples than the pad; very short clips fall back to zeros
         mode = "reflect" if x.shape[-1] > pad else "constant"
-        return self.framed_power(F.pad(x[:, None], (pad, pad), mode=mode)[:, 0])
+        return self.framed_power(F.pad(x[:, None], (pad, pad), mode=mode)[:, 0], warp)
 
-    def framed_power(self, padded: torch.Tensor) -> torch.Tensor:
+    def warped_fbank(self, warp: torch.Tensor) -> torch.Tensor:
+        """[B, n_freqs, n_mels]: this front end's mel filterbank warped by warp[i] per clip (VTLP)."""
+        from seehear.features.vtlp import warped_fbanks
+
+        return warped_fbanks(warp, self.fbank.shape[0], self.f_min, self.f_max, self.n_mels, self.sample_rate)
+
+    def framed_power(self, padded: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
         """Mel power of samples already padded [B, S'] -> [B, n_mels, T]: a frame of n_fft every hop, no padding
         added (streaming feeds the samples it has; power_mel pads whole clips first)."""
         if not torch.onnx.is_in_onnx_export():
             # Eager and GPU: the FFT (O(n log n)) is ~1.7x faster than the DFT matmul on CPU; same numbers.
             spec = torch.stft(padded, self.n_fft, self.hop_length, self.n_fft, self.window, center=False,
                               return_complex=True)  # [B, n_freqs, T]
+            if warp is not None:
+                return self.warped_fbank(warp).transpose(1, 2) @ spec.abs().square()
             return self.fbank.t() @ spec.abs().square()
         # frames of n_fft every hop, times the windowed DFT basis: real and imaginary parts in one op
         spec = F.conv1d(padded[:, None], self.basis, stride=self.hop_length)  # [B, 2 * n_freqs, T]
         re, im = spec.chunk(2, dim=1)
-        return self.fbank.t() @ (re * re + im * im)  # [B, n_mels, T]
+        fb = self.fbank.t() if warp is None else self.warped_fbank(warp).transpose(1, 2)
+        return fb @ (re * re + im * im)  # [B, n_mels, T]
 
     def bands(self, power: torch.Tensor) -> torch.Tensor:
         """Mel power [B, n_mels, T] -> the feature bands [B, F, T] (log-mel here; cepstra in MFCC)."""
@@ -111,18 +121,19 @@ class LogMel(nn.Module):
         computes as audio arrives, equal to forward's frames before normalisation."""
         return self.bands(self.framed_power(padded))
 
-    def _features(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.bands(self.power_mel(wave))
+    def _features(self, wave: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        return self.bands(self.power_mel(wave, warp))
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        """warp [B]: per-clip VTLP factors, given by the Recognizer in training only (see features/vtlp.py)."""
         # The front end always runs in float32: bf16 has too few mantissa bits for power spectra and logs.
         if torch.is_autocast_enabled(wave.device.type):
             with torch.autocast(device_type=wave.device.type, enabled=False):
-                return self._forward32(wave)
-        return self._forward32(wave)
+                return self._forward32(wave, warp)
+        return self._forward32(wave, warp)
 
-    def _forward32(self, wave: torch.Tensor) -> torch.Tensor:
-        x = self._features(wave)
+    def _forward32(self, wave: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._features(wave, warp)
         norm = NORMALIZERS[self.normalize]
         return (norm(x) if norm is not None else x)[:, None]  # [B, 1, F, T]
 

@@ -18,11 +18,12 @@ TTA_MODES = tuple(TTA_VIEWS)
 
 class Recognizer(nn.Module):
     def __init__(self, frontend: nn.Module, backbone: nn.Module, labels: list[str], modality: str,
-                 specaugment: nn.Module | None = None, tta: str = "none"):
+                 specaugment: nn.Module | None = None, tta: str = "none", vtlp: nn.Module | None = None):
         super().__init__()
         self.frontend = frontend
         self.backbone = backbone
         self.specaugment = specaugment  # only acts in training mode
+        self.vtlp = vtlp  # audio: per-clip filterbank warp factors (features/vtlp.py), only in training mode
         self.labels = list(labels)
         self.modality = modality
         self.tta = tta  # outside training, logits average views of the image in one batch (see forward)
@@ -43,7 +44,10 @@ class Recognizer(nn.Module):
         return TTA_VIEWS[self.tta] if self.modality == "image" else 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.frontend(x)
+        if self.vtlp is not None and self.training:
+            f = self.frontend(x, warp=self.vtlp.factors(len(x), x.device))
+        else:
+            f = self.frontend(x)
         if self.specaugment is not None and self.training:
             f = self.specaugment(f)
         return f
@@ -101,7 +105,7 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
                           f"pick one from `seehear models --modality {modality}`")
     if cfg.model.pretrained:
         kwargs["pretrained"] = cfg.model.pretrained
-    specaug, tta = None, "none"
+    specaug, tta, vtlp = None, "none", None
     if modality == "image":
         tta = cfg.image.tta
         if tta not in TTA_MODES:
@@ -124,5 +128,9 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
         g = cfg.augment
         if g.freq_masks or g.time_masks:
             specaug = SpecAugment(g.freq_masks, g.freq_width, g.time_masks, g.time_width)
+        if g.vtlp:
+            from seehear.features.vtlp import VTLP, check_range
+
+            vtlp = VTLP(*check_range(g.vtlp))
     backbone = create_model(cfg.model.name, num_classes=len(labels), in_channels=in_ch, input_size=size, **kwargs)
-    return Recognizer(frontend, backbone, labels, modality, specaug, tta)
+    return Recognizer(frontend, backbone, labels, modality, specaug, tta, vtlp)
