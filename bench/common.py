@@ -118,10 +118,12 @@ def learning_curve(run_dir: Path, metric: str) -> list[dict]:
 
 
 class Bench:
-    """with Bench("fsdd") as b: b.figures[...] = ...; b.goals[...] = {...}  → bench/results/fsdd.json"""
+    """with Bench("fsdd") as b: b.figures[...] = ...; b.goals[...] = {...}  → bench/results/fsdd.json
+    (results=FOLDER: written there instead, e.g. /tmp for a smoke run that must not replace a measured result)"""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, results: Path | None = None):
         self.name, self.figures, self.goals, self.notes = name, {}, {}, []
+        self.results = Path(results) if results is not None else RESULTS
 
     def __enter__(self):
         self.t0 = time.time()
@@ -140,10 +142,10 @@ class Bench:
                "command": command(), "commit": commit(),
                "machine": machine(), "versions": versions(), "wall_seconds": round(time.time() - self.t0, 1),
                "peak_memory_mb": peak_rss_mb(), "goals": self.goals, "figures": self.figures, "notes": self.notes}
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.results.mkdir(parents=True, exist_ok=True)
         from seehear.atomic import write_json
 
-        path = write_json(RESULTS / f"{self.name}.json", out)
+        path = write_json(self.results / f"{self.name}.json", out)
         print(json.dumps({"goals": self.goals, "wall_seconds": out["wall_seconds"],
                           "peak_memory_mb": out["peak_memory_mb"]}, indent=2))
         print(f"written {path}")
