@@ -126,7 +126,10 @@ class TrainConfig:
     class_weight_kind: Literal["inverse", "effective"] = "inverse"  # effective: by effective number (Cui 2019)
     effective_beta: float = 0.999  # class_weight_kind=effective: (1 - beta) / (1 - beta^n)
     drw: Optional[float] = None  # deferred re-weighting: class weights only from this fraction of training on
-    sampler: Literal["none", "balanced", "sqrt"] = "none"  # balanced: classes drawn evenly; sqrt: ~ sqrt(count)
+    # balanced: classes drawn evenly; sqrt: ~ sqrt(count); group_balanced: the groups of train.group_by drawn evenly
+    # (fairness across speakers, genders ...); group_class_balanced: every (group, class) pair drawn evenly
+    sampler: Literal["none", "balanced", "sqrt", "group_balanced", "group_class_balanced"] = "none"
+    group_by: Optional[str] = None  # group_* samplers: a manifest column, a Kaldi spk2* fact (gender, age); None=group
     loss: Literal["ce", "focal", "logit_adjusted"] = "ce"  # logit_adjusted: Menon et al. 2021
     focal_gamma: float = 2.0
     logit_tau: float = 1.0  # logit_adjusted: the prior's power

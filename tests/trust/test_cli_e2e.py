@@ -103,3 +103,20 @@ def test_bad_input_is_one_line(args, image_run, tmp_path, tones_dir, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert err.startswith("seehear: error: ") and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_report_follows_the_column_a_run_balanced_by(image_run, shapes_dir, tmp_path):
+    from seehear.api import train
+    from seehear.trust import trust_report
+
+    _, manifest, _ = image_run
+    run = train(manifest, tmp_path / "balanced", model="small_cnn", progress=False,
+                overrides=FAST + ["model.kwargs={width: 8}", "train.sampler=group_balanced",
+                                  "train.group_by=site"]).run_dir
+    counts = json.loads((run / "meta.json").read_text())["data"]["train_per_group"]
+    assert counts["column"] == "site" and set(counts["counts"]) == {"north", "south"}
+    t = trust_report(run, manifest, out=tmp_path / "t1")
+    assert t["fairness"]["column"] == "site" and set(t["fairness"]["accuracy"]["per_group"]) == {"north", "south"}
+    other = trust_report(run, shapes_dir, out=tmp_path / "t2")  # data without that column: no fairness, no error
+    assert "fairness" not in other and other["n"] > 0

@@ -234,13 +234,16 @@ def _read_rows(p: Path, problems: list[str]) -> list[tuple[int, dict]]:
 
 
 def _kaldi(p: Path, modality: str) -> Source:
-    """One Kaldi dir, or a folder of them (train/, test/ ...: the folder name becomes the split)."""
+    """One Kaldi dir, or a folder of them (train/, test/ ...: the folder name becomes the split). Speaker facts
+    (spk2gender, spk2age ...) become columns of each utterance (gender, age ...), for fairness reports."""
     dirs = [p] if (p / "wav.scp").is_file() else [d for d in _subdirs(p) if (d / "wav.scp").is_file()]
     records, problems = [], []
     for d in dirs:
         split = SPLIT_NAMES.get(d.name.lower()) if d is not p else None
         text = _kaldi_table(d / "text")
         spk = _kaldi_table(d / "utt2spk")
+        # speaker facts (spk2gender, spk2age, ...): columns gender, age, ... of every utterance of that speaker
+        facts = {f.name[4:]: _kaldi_table(f) for f in sorted(d.glob("spk2*")) if f.name != "spk2utt" and f.is_file()}
         for line, (utt, wav) in enumerate(_kaldi_pairs(d / "wav.scp"), start=1):
             if not wav or wav.endswith("|") or ":" in Path(wav).name:
                 _note(problems, f"{d / 'wav.scp'} line {line}: {utt} is not a plain file path (pipes and ark "
@@ -250,9 +253,10 @@ def _kaldi(p: Path, modality: str) -> Source:
             if f is None:
                 _note(problems, f"{d / 'wav.scp'} line {line}: {wav} not found next to {d} or in {d.parent}, skipped")
                 continue
-            tr = text.get(utt)
-            records.append(Record(str(f), label=tr, group=spk.get(utt), split=split, transcript=tr,
-                                  extra={"utt": utt}))
+            tr, who = text.get(utt), spk.get(utt)
+            known = {k: t[who] for k, t in facts.items() if who in t}
+            records.append(Record(str(f), label=tr, group=who, split=split, transcript=tr,
+                                  extra={"utt": utt, **known}))
     if not records:
         raise DataError(f"Kaldi dir {p}: no usable entries in wav.scp"
                         + (f" ({problems[0]})" if problems else " (the file is empty)"))

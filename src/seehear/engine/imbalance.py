@@ -22,11 +22,24 @@ def class_weights(counts: torch.Tensor, kind: str = "inverse", beta: float = 0.9
     return counts.float().sum() / (len(n) * n)
 
 
-def sample_weights(y: torch.Tensor, num_classes: int, sampler: str) -> torch.Tensor | None:
+GROUP_SAMPLERS = ("group_balanced", "group_class_balanced")
+
+
+def sample_weights(y: torch.Tensor, num_classes: int, sampler: str,
+                   groups: torch.Tensor | None = None) -> torch.Tensor | None:
     """Per-example drawing weights: balanced draws every class equally often, sqrt in proportion to the square
-    root of its count (Mahajan et al. 2018); none keeps the data's own proportions (None: plain shuffling)."""
+    root of its count (Mahajan et al. 2018); none keeps the data's own proportions (None: plain shuffling).
+    group_balanced draws every group (`groups`: an index per example) equally often, weight 1 / its count
+    (group-balanced sampling, as in Idrissi et al. 2022, "Simple data balancing achieves competitive worst-group
+    accuracy"); group_class_balanced every (group, class) pair, so classes are balanced within each group too."""
     if sampler == "none":
         return None
+    if sampler in GROUP_SAMPLERS:
+        if groups is None or len(groups) != len(y):
+            raise ValueError(f"sampler {sampler} needs a group index for each of the {len(y)} examples")
+        g = groups.long()
+        cell = g * num_classes + y if sampler == "group_class_balanced" else g
+        return 1.0 / torch.bincount(cell).float()[cell]
     counts = torch.bincount(y, minlength=num_classes).float().clamp(min=1)
     per_class = 1.0 / counts if sampler == "balanced" else counts.rsqrt()
     return per_class[y]
@@ -75,4 +88,4 @@ def drw_active(progress: float, start: float | None) -> bool:
     return start is None or progress >= start
 
 
-__all__ = ["class_weights", "sample_weights", "log_prior", "classification_loss", "posthoc_adjust", "drw_active"]
+__all__ = ["GROUP_SAMPLERS", "class_weights", "sample_weights", "log_prior", "classification_loss", "posthoc_adjust", "drw_active"]

@@ -21,7 +21,7 @@ from seehear.engine.checkpoint import AtomicCheckpointIO
 from seehear.data.decode import pcm_to_float
 from seehear.engine.base_module import batch_size_for
 from seehear.engine.classify import ClassifyModule
-from seehear.engine.imbalance import class_weights, sample_weights
+from seehear.engine.imbalance import GROUP_SAMPLERS, class_weights, sample_weights
 from seehear.engine.loaders import Batches, Prefetch
 from seehear.errors import ConfigError
 from seehear.models.recognizer import Recognizer
@@ -149,10 +149,13 @@ def extra_callbacks(callbacks):
 
 def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tensor],
         valid: tuple[torch.Tensor, torch.Tensor] | None, run_dir: Path, resume: bool = False,
-        progress: bool = True, unlabelled: torch.Tensor | None = None) -> dict:
-    """Train a classifier on in-memory (x, y) tensors; with `unlabelled` raw inputs, FixMatch (engine/fixmatch.py)."""
+        progress: bool = True, unlabelled: torch.Tensor | None = None, groups: torch.Tensor | None = None) -> dict:
+    """Train a classifier on in-memory (x, y) tensors; with `unlabelled` raw inputs, FixMatch (engine/fixmatch.py).
+    `groups`: a group index per training example, which train.sampler=group_balanced draws evenly."""
     x, y = train
     t = cfg.train
+    if t.sampler in GROUP_SAMPLERS and groups is None:
+        raise ConfigError(f"train.sampler={t.sampler} needs the training examples' groups (train.group_by)")
     num_classes = len(model.labels)
     counts = torch.bincount(y, minlength=num_classes).float()
     # class weights (with DRW: from train.drw of training on); a sampler re-draws the examples instead
@@ -161,7 +164,7 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     batch_size = batch_size_for(len(y), t.batch_size)
     alternate = model.modality == "image" and cfg.augment.flip and cfg.augment.alternate_flip
     loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate,
-                     sample_weights=sample_weights(y, num_classes, t.sampler))
+                     sample_weights=sample_weights(y, num_classes, t.sampler, groups))
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
     if unlabelled is not None and len(unlabelled):
         from seehear.engine.fixmatch import FixMatchModule

@@ -16,13 +16,14 @@ import torch
 from seehear.atomic import write_json
 from seehear.config import RunConfig
 from seehear.data.cache import decode_all
+from seehear.data.groups import column_values, group_counts, group_names
 from seehear.data.records import Source
 from seehear.data.sources import list_files, load_source, require_trainable
 from seehear.data.splits import find_leakage, splits_for
 from seehear.engine import run_folder as rf
-from seehear.engine.imbalance import log_prior
+from seehear.engine.imbalance import GROUP_SAMPLERS, log_prior
 from seehear.engine.trainer import fit, predict_probs, set_threads
-from seehear.errors import DataError, InputMismatchError
+from seehear.errors import ConfigError, DataError, InputMismatchError
 from seehear.models.recognizer import build_recognizer, input_spec
 from seehear.recipes import deep_merge, pick_recipe, resolve
 from seehear.tasks.base import Prepared, Task
@@ -90,6 +91,18 @@ def _unlabelled(cfg: RunConfig, modality: str, progress: bool) -> tuple[torch.Te
     return u.x, u.skipped
 
 
+def _sampling_groups(records, cfg: RunConfig) -> list | None:
+    """Each record's group for train.sampler=group_balanced / group_class_balanced (column train.group_by, else
+    the data's group: speaker); None for the other samplers."""
+    t = cfg.train
+    if t.sampler not in GROUP_SAMPLERS:
+        if t.group_by:
+            raise ConfigError(f"train.group_by={t.group_by} is only used by train.sampler=group_balanced or "
+                              f"group_class_balanced (train.sampler is {t.sampler})")
+        return None
+    return column_values(records, t.group_by or "group", "train.group_by")
+
+
 class Classify(Task):
     name = "classify"
 
@@ -116,6 +129,7 @@ class Classify(Task):
 
     def prepare(self, source, cfg, out, resume, progress):
         records, labels = source.records, source.labels
+        group_values = _sampling_groups(records, cfg)  # a bad train.group_by fails before anything is decoded
         splits = splits_for(records, cfg.data, cfg.train.seed, out / "split.json", resume)
         leaks = find_leakage(records, splits)
         if source.modality == "audio" and cfg.augment.noise_dir:  # a bad folder is an error now, not mid-training
@@ -143,6 +157,11 @@ class Classify(Task):
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
         per_class = torch.bincount(parts["train"][1], minlength=len(labels))
+        train_groups = None
+        if group_values is not None:
+            names = group_names([group_values[i] for i in parts["train"][2]])
+            index = {g: k for k, g in enumerate(sorted(set(names)))}
+            train_groups = torch.tensor([index[g] for g in names], dtype=torch.long)
         transfer = None
         if cfg.model.init_from:
             from seehear.engine.transfer import init_from_run
@@ -153,6 +172,8 @@ class Classify(Task):
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
                                              "leakage": len(leaks),
                                              "train_per_class": dict(zip(labels, per_class.tolist()))}}
+        if train_groups is not None:
+            meta["data"]["train_per_group"] = {"column": cfg.train.group_by or "group", "counts": group_counts(names)}
         if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
             shift = (cfg.train.posthoc_tau * log_prior(per_class)).tolist()
             net.set_logit_shift(shift)
@@ -163,12 +184,13 @@ class Classify(Task):
             meta["data"]["unlabelled"] = {"folder": str(Path(cfg.data.unlabelled).resolve()), "used": len(unlabelled),
                                           "skipped": len(u_skipped)}
         return Prepared(net, meta, decoded.skipped + u_skipped,
-                        {"parts": parts, "records": records, "leaks": leaks, "unlabelled": unlabelled})
+                        {"parts": parts, "records": records, "leaks": leaks, "unlabelled": unlabelled,
+                         "train_groups": train_groups})
 
     def fit(self, p, cfg, out, resume, progress):
         (xtr, ytr, _), (xva, yva, _) = p.state["parts"]["train"], p.state["parts"]["valid"]
         return fit(p.model, cfg, (xtr, ytr), (xva, yva) if len(yva) else None, out, resume=resume,
-                   progress=progress, unlabelled=p.state.get("unlabelled"))
+                   progress=progress, unlabelled=p.state.get("unlabelled"), groups=p.state.get("train_groups"))
 
     def measure(self, p, cfg, out):
         from seehear.evaluation import compute_metrics, plot_confusion, plot_curves, plot_reliability

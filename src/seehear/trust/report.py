@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from seehear.data.cache import decode_all
+from seehear.data.groups import column_values
 from seehear.data.sources import load_source
 from seehear.data.splits import load_splits
 from seehear.engine.checkpoint import read_json, write_json
@@ -30,18 +31,18 @@ MAX_FAITHFUL = 64  # test examples whose deletion/insertion curves are measured
 PER_PANEL = 4
 
 
-def _groups(records, column: str) -> list:
-    if column in ("group", "speaker"):
-        vals = [r.group for r in records]
-    elif column == "label":
-        vals = [r.label for r in records]
-    else:
-        vals = [r.extra.get(column) for r in records]
-    if all(v in (None, "") for v in vals):
-        cols = sorted({k for r in records for k in r.extra} | ({"group"} if any(r.group for r in records) else set()))
-        raise DataError(f"--fairness-by {column!r}: no example has that column; columns here: "
-                        f"{', '.join(cols) or 'none (use a manifest with a group column)'}")
-    return vals
+def _fairness_groups(records, asked: str | None, balanced_by: str | None) -> tuple[str | None, list | None]:
+    """(column, each test record's group): the column asked for (one the data lacks is an error, now rather than
+    after the other measurements), else the one the run balanced its sampling by (train.group_by) where this data
+    has it, else the data's group (speaker), if any."""
+    if asked:
+        return asked, column_values(records, asked, "--fairness-by")
+    if balanced_by:
+        try:
+            return balanced_by, column_values(records, balanced_by, "train.group_by")
+        except DataError:
+            pass
+    return ("group", column_values(records, "group")) if any(r.group for r in records) else (None, None)
 
 
 def _pick_examples(probs: torch.Tensor, y: torch.Tensor) -> dict[str, list[int]]:
@@ -100,8 +101,7 @@ def trust_report(run, data, *, robustness: bool = False, adversarial: bool = Fal
     valid, test, what = _split(run_dir, source.records, decoded.keep)
     if not test:
         raise DataError(f"nothing to measure in {data}: its examples are all in the run's training split")
-    groups_col = fairness_by or ("group" if any(r.group for r in recs) else None)
-    groups = _groups([recs[i] for i in test], groups_col) if groups_col else None  # a bad column fails now
+    groups_col, groups = _fairness_groups([recs[i] for i in test], fairness_by, loaded.cfg.train.group_by)
     model = loaded.model.float()
     seconds: dict[str, float] = {}
 
