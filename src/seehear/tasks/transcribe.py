@@ -88,12 +88,13 @@ class Transcribe(Task):
         waves, part, records = p.state["waves"], p.state["part"], p.state["records"]
         targets = [p.state["units"].encode(records[k].transcript) for k in waves.keep]
         bs = batch_size_for(len(part["train"]), cfg.train.batch_size, floor=4)
-        loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed)
+        loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed,
+                               sortagrad=cfg.train.sortagrad)
         val = LengthBatches(waves, part["valid"], targets, bs, shuffle=False) if part.get("valid") else None
         module = CTCModule(p.model, cfg, steps_per_epoch=len(loader))
         info = fit_module(module, cfg, loader, val, out, resume=resume, progress=progress, monitor="val_uer",
                           monitor_mode="min")
-        return {**info, "batch_size": bs}
+        return {**info, "batch_size": bs, "ctc": module.plateau.record()}
 
     def measure(self, p, cfg, out):
         from seehear.engine.checkpoint import read_json
