@@ -178,12 +178,14 @@ def evaluate(run, data, *, out=None, decoder: str | None = None, progress: bool 
     return m
 
 
-def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None) -> list[dict]:
+def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None,
+               hotwords: list[str] | None = None) -> list[dict]:
     """Transcripts of audio files, one dict each: file, text, segments (start, end, text, words), seconds,
-    compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text."""
+    compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text. hotwords: words
+    the beam search favours by transcribe.hotword_boost (instead of the run's transcribe.hotwords)."""
     from seehear.data.decode import audio_info
 
-    t = loaded or load_transcriber(run, decoder)
+    t = loaded or load_transcriber(run, decoder, hotwords)
     set_threads(t.cfg)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
     sr, limit = t.cfg.audio.sample_rate, t.cfg.transcribe.max_seconds
