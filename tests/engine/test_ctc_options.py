@@ -195,3 +195,18 @@ def test_plateau_tracker_finds_the_end_of_the_blank_phase():
     never = PlateauTracker()
     never.update(0, 0.0, blank, n, 3)
     assert never.record()["plateau_end_step"] is None and never.record()["plateau_start_step"] == 0
+
+
+def test_work_off_the_clock_is_not_training_time():
+    import time
+
+    m = TrainModule(torch.nn.Linear(1, 1), RunConfig(), 10)
+    m.start_step()
+    with m.off_clock():
+        time.sleep(0.3)  # a benchmark's evaluation between steps
+    m.on_train_batch_end()
+    assert m.train_seconds < 0.1
+    m.start_step()
+    time.sleep(0.2)
+    m.on_train_batch_end()
+    assert m.train_seconds >= 0.2  # the clock still runs outside it

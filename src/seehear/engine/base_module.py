@@ -47,6 +47,17 @@ class TrainModule(pl.LightningModule):
         finally:
             self.data_seconds += time.perf_counter() - t
 
+    @contextlib.contextmanager
+    def off_clock(self):
+        """Work done inside between steps (a benchmark's evaluation in a callback) is not counted as training time,
+        so it neither spends the time budget nor shows in the data-wait share."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._t is not None:
+                self._t += time.perf_counter() - t
+
     def on_train_batch_start(self, *args):
         if self._t is not None:  # from the end of the last step to here: the loader made the next batch
             self.data_seconds += time.perf_counter() - self._t
