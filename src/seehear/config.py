@@ -99,6 +99,9 @@ class ModelConfig:
     pretrained: Optional[str] = None  # local weights file (safetensors or .pth) for the backbone; never downloaded
     init_from: Optional[str] = None  # a seehear run folder whose backbone starts this one (`train --from RUN`)
     kwargs: dict = field(default_factory=dict)  # passed to the model's factory (width, depth, dropout, ...)
+    # transcription models only:
+    subsample: Optional[Literal[2, 4, 8]] = None  # input frames per output frame before the encoder; None = 4
+    blank_bias: Optional[float] = None  # initial bias of the CTC blank logit in the output layer; None = as built
 
 
 @dataclass
@@ -117,6 +120,8 @@ class TrainConfig:
     decay_norms: bool = False  # weight decay on norms and biases too, as much per step as on the weights (airbench)
     schedule: Literal["onecycle", "linear", "cosine", "constant"] = "onecycle"  # linear: from the peak down to 0
     warmup_epochs: float = 1.0  # for cosine and constant
+    warmup_fraction: Optional[float] = None  # linear warm-up over this share of training (any schedule); None =
+    # the schedule's own (onecycle: 0.25; cosine/constant: warmup_epochs; linear: none)
     label_smoothing: float = 0.1
     ema: Optional[float] = None  # decay of an exponential moving average of weights, e.g. 0.999; None = off
     lookahead: bool = False  # airbench-style lookahead averaging every 5 steps (engine/lookahead.py)
@@ -149,6 +154,9 @@ class TrainConfig:
     fixmatch_threshold: float = 0.95  # with data.unlabelled: pseudo-labels only where the weak view is this sure
     unlabelled_weight: float = 1.0  # with data.unlabelled: weight of the pseudo-label loss (FixMatch's lambda_u)
     backbone_lr_scale: float = 1.0  # learning-rate multiplier for everything but the head (transfer: e.g. 0.1)
+    # transcription (CTC) only:
+    inter_ctc_weight: float = 0.0  # intermediate CTC (Lee & Watanabe 2021) from the middle block; Conformer/Transformer
+    sortagrad: bool = False  # the first epoch's batches shortest first (Amodei et al. 2016), shuffled after
 
 
 @dataclass
@@ -164,6 +172,8 @@ class TranscribeConfig:
     lm_weight: float = 0.5
     word_score: float = 0.0
     tune_decoding: bool = True  # choose lm_weight and word_score on the validation split after training
+    hotwords: list[str] = field(default_factory=list)  # words beam search favours (names, jargon); added to its lexicon
+    hotword_boost: float = 5.0  # log-score added to each hotword the beam search completes (CLI: --hotword WORD)
 
 
 @dataclass

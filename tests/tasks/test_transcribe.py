@@ -283,3 +283,30 @@ def test_microphone_missing_or_misused_is_one_line(stream_run, capsys):
         assert main(["transcribe", str(stream_run), "--mic"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "no usable microphone" in err, err
+
+
+def test_ctc_options_train_and_record_the_plateau(sentences, tmp_path, capsys):
+    """The CTC options together on a tiny run (one epoch): the run trains, meta.json's train.ctc holds the plateau
+    record, the model comes back at its frame rate, and --hotword reaches the beam search (or is refused in one
+    line where it cannot work)."""
+    import seehear
+    from seehear.tasks.transcribe import load
+
+    out = tmp_path / "opts"
+    r = seehear.train(str(sentences), str(out), task="transcribe", overrides=[
+        *FAST[:4], "train.epochs=1", "model.subsample=2", "model.blank_bias=2.0", "train.inter_ctc_weight=0.3",
+        "train.sortagrad=true", "train.warmup_fraction=0.1", "transcribe.tune_decoding=false"], progress=False)
+    ctc = r.meta["train"]["ctc"]
+    assert {"plateau_start_step", "plateau_end_step", "plateau_end_seconds", "curve"} <= set(ctc)
+    assert ctc["curve"] and ctc["curve"][0][0] == 0 and ctc["last_emit_ratio"] is not None
+    t = load(out)
+    assert t.model.acoustic.frame_factor == 2 and abs(t.model.frame_seconds - 0.02) < 1e-9
+    wav = str(sorted((sentences / "test").glob("*.wav"))[0])
+    word = sorted((sentences / "train" / "text").read_text().split()[1::3])[-1]  # a word of the transcripts
+    assert main(["transcribe", str(out), wav, "--hotword", word, "--format", "json"]) == 0
+    assert "text" in json.loads(capsys.readouterr().out)
+    assert main(["transcribe", str(out), wav, "--hotword", word, "--decoder", "greedy"]) == 2
+    assert "beam search" in capsys.readouterr().err
+    assert main(["transcribe", str(out), wav, "--hotword", "NOT-A-WORD-9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot be spelled" in err, err

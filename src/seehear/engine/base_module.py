@@ -24,6 +24,9 @@ class TrainModule(pl.LightningModule):
     def __init__(self, model: nn.Module, cfg: RunConfig, steps_per_epoch: int):
         super().__init__()
         self.model, self.cfg, self.steps_per_epoch = model, cfg, max(1, steps_per_epoch)
+        w = cfg.train.warmup_fraction
+        if w is not None and not 0.0 <= w < 1.0:
+            raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {w}")
         self.train_seconds = 0.0  # training time so far, resumed from checkpoints; drives the time budget
         self.data_seconds = 0.0  # of which: waiting for the next batch and preparing it (the data-wait share)
         self._t = None
@@ -43,6 +46,17 @@ class TrainModule(pl.LightningModule):
                 yield
         finally:
             self.data_seconds += time.perf_counter() - t
+
+    @contextlib.contextmanager
+    def off_clock(self):
+        """Work done inside between steps (a benchmark's evaluation in a callback) is not counted as training time,
+        so it neither spends the time budget nor shows in the data-wait share."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._t is not None:
+                self._t += time.perf_counter() - t
 
     def on_train_batch_start(self, *args):
         if self._t is not None:  # from the end of the last step to here: the loader made the next batch
@@ -105,12 +119,18 @@ class TrainModule(pl.LightningModule):
         return min(1.0, p)
 
     def lr_factor(self, _step: int) -> float:
+        """The learning rate's multiplier now. train.warmup_fraction, when set, is the share of training the
+        linear warm-up takes under every schedule (then linear down for onecycle and linear, cosine for cosine)."""
         t, p = self.cfg.train, self.progress()
-        warm = min(0.3, t.warmup_epochs / max(1, t.epochs))
-        if t.schedule == "onecycle":  # linear up for 25%, then linear down to zero (airbench style)
-            return p / 0.25 if p < 0.25 else max(0.0, (1 - p) / 0.75)
-        if t.schedule == "linear":  # from the peak straight down (airbench94_muon: Muon needs no warm-up)
-            return max(0.0, 1 - p)
+        own = t.warmup_fraction
+        if t.schedule in ("onecycle", "linear"):
+            # onecycle: linear up for 25%, then linear down to zero (airbench style); linear: from the peak straight
+            # down (airbench94_muon: Muon needs no warm-up)
+            up = own if own is not None else (0.25 if t.schedule == "onecycle" else 0.0)
+            if p < up:
+                return p / up
+            return max(0.0, (1 - p) / max(1e-8, 1 - up))
+        warm = own if own is not None else min(0.3, t.warmup_epochs / max(1, t.epochs))
         if p < warm:
             return max(p / warm, 1e-3)
         if t.schedule == "cosine":

@@ -1,8 +1,11 @@
 """The training step for transcription (CTC), and the loader that batches recordings of similar length.
 
 Batches hold recordings of similar length (sorted, then cut into batches of at most `max_samples` padded samples)
-so little compute goes to padding; the batch order is reshuffled each epoch from (seed, epoch). Schedule,
-optimiser, time budget and resume come from TrainModule (engine/base_module.py).
+so little compute goes to padding; the batch order is reshuffled each epoch from (seed, epoch), except with
+train.sortagrad, where the first epoch goes shortest batch first. Schedule, optimiser, time budget and resume come
+from TrainModule (engine/base_module.py). With train.inter_ctc_weight w the loss is (1 - w) CTC(last block) +
+w CTC(middle block) (intermediate CTC, Lee & Watanabe 2021); engine/plateau.py records when the greedy output of
+the training batches stops being empty (meta.json["train"]["ctc"]).
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from seehear.config import RunConfig
 from seehear.data.cache import DecodedWaves
 from seehear.data.decode import pcm_to_float
 from seehear.engine.base_module import TrainModule
-from seehear.engine.loaders import shard
+from seehear.engine.plateau import PlateauTracker
+from seehear.engine.loaders import EpochCounter, shard
 from seehear.models.transcriber import Transcriber
 
 
@@ -23,10 +27,11 @@ def ctc_collapse(path: list[int], blank: int = 0) -> list[int]:
     return [t for i, t in enumerate(path) if t != blank and (i == 0 or t != path[i - 1])]
 
 
-class LengthBatches:
+class LengthBatches(EpochCounter):
     def __init__(self, waves: DecodedWaves, rows: list[int], targets: list[list[int]], batch_size: int,
-                 shuffle: bool, seed: int = 0):
+                 shuffle: bool, seed: int = 0, sortagrad: bool = False):
         self.waves, self.targets, self.shuffle, self.seed, self.epoch = waves, targets, shuffle, seed, 0
+        self.sortagrad = sortagrad
         lens = waves.lengths[rows]
         order = [rows[i] for i in torch.argsort(lens, stable=True).tolist()]
         # Budget in padded samples: batch_size recordings of the typical (median) length.
@@ -45,14 +50,16 @@ class LengthBatches:
     def __len__(self) -> int:
         return len(shard(list(range(len(self.batches)))))
 
-    def __iter__(self):
+    def order(self, epoch: int) -> list[int]:
+        """Batch indices of an epoch (batches are numbered shortest first)."""
         idx = list(range(len(self.batches)))
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.shuffle and not (self.sortagrad and epoch == 0):
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             idx = torch.randperm(len(idx), generator=g).tolist()
-        idx = shard(idx)  # data parallel: whole batches per rank, from the order every rank computes alike
-        self.epoch += 1
-        for i in idx:
+        return shard(idx)  # data parallel: whole batches per rank, from the order every rank computes alike
+
+    def __iter__(self):
+        for i in self.order(self.begin_epoch()):
             rows = self.batches[i]
             x, lens = self.waves.batch(rows)
             tg = [self.targets[r] for r in rows]
@@ -63,6 +70,13 @@ class LengthBatches:
 class CTCModule(TrainModule):
     def __init__(self, model: Transcriber, cfg: RunConfig, steps_per_epoch: int):
         super().__init__(model, cfg, steps_per_epoch)
+        self.inter_weight = float(cfg.train.inter_ctc_weight)
+        if self.inter_weight and not getattr(model.acoustic, "supports_inter_ctc", False):
+            from seehear.errors import ConfigError
+
+            raise ConfigError(f"train.inter_ctc_weight needs a model with a middle block to read (conformer_ctc*, "
+                              f"transformer_ctc), not {type(model.acoustic).__name__}")
+        self.plateau = PlateauTracker()
 
     def _augment_batch(self, x: torch.Tensor, lens: torch.Tensor):
         """Speed perturbation per batch (one factor: lengths scale exactly), then gain and noise per recording."""
@@ -87,17 +101,31 @@ class CTCModule(TrainModule):
                 x, lens = self._augment_batch(x, lens)
         else:
             x = pcm_to_float(x)
-        log_probs, out_lens = self.model(x, lens)
         # zero_infinity: a recording too short for its transcript gives no gradient instead of NaN
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lens, target_lens, blank=0,
-                          reduction="mean", zero_infinity=True)
-        return loss, log_probs, out_lens
+        ctc = lambda lp: F.ctc_loss(lp.transpose(0, 1), targets, out_lens, target_lens, blank=0,  # noqa: E731
+                                    reduction="mean", zero_infinity=True)
+        if train and self.inter_weight:
+            log_probs, out_lens, middle = self.model.forward_inter(x, lens)
+            final, inter = ctc(log_probs), ctc(middle)
+            self.log("train_inter_ctc", inter, on_step=False, on_epoch=True, batch_size=len(lens))
+            return (1 - self.inter_weight) * final + self.inter_weight * inter, log_probs, out_lens
+        log_probs, out_lens = self.model(x, lens)
+        return ctc(log_probs), log_probs, out_lens
 
     def training_step(self, batch, _):
         self.start_step()
-        loss, _, _ = self._ctc(batch, train=True)
+        loss, log_probs, out_lens = self._ctc(batch, train=True)
+        self.plateau.update(self.global_step, self.train_seconds, log_probs, out_lens, int(batch[3].sum()))
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch[1]))
         return loss
+
+    def on_save_checkpoint(self, checkpoint):
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["seehear_ctc_plateau"] = self.plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint):
+        super().on_load_checkpoint(checkpoint)
+        self.plateau.load_state_dict(checkpoint.get("seehear_ctc_plateau"))
 
     def validation_step(self, batch, _):
         loss, log_probs, out_lens = self._ctc(batch, train=False)

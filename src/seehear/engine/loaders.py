@@ -25,7 +25,27 @@ def shard(order):
     return order[:len(order) - len(order) % w][r::w]
 
 
-class Batches:
+class EpochCounter:
+    """The epoch a loader's shuffle (and augmentation seed) comes from. Counted per pass by default; a trainer
+    that resumes a run makes the loader `follow` its own epoch, so that a resumed run's next epoch is shuffled as
+    it would have been without the interruption (not as epoch 0 again)."""
+
+    epoch = 0
+    epoch_of = None  # a callable giving the trainer's current epoch, once followed
+
+    def follow(self, epoch_of) -> None:
+        self.epoch_of = epoch_of
+
+    def begin_epoch(self) -> int:
+        """The epoch of the pass that is starting (read when the pass's first batch is made)."""
+        if self.epoch_of is not None:
+            self.epoch = int(self.epoch_of())
+        e = self.epoch
+        self.epoch = e + 1
+        return e
+
+
+class Batches(EpochCounter):
     """An epoch of (x, y) batches from in-memory tensors; reshuffled each epoch from (seed, epoch).
 
     alternate_flip: images are mirrored on alternate epochs (each image starts on a random side), so that every
@@ -41,11 +61,11 @@ class Batches:
             g = torch.Generator().manual_seed(seed * 7_919 + 1)
             self.first_side = torch.rand(len(y), generator=g) < 0.5
 
-    def _order(self) -> torch.Tensor:
+    def _order(self, epoch: int) -> torch.Tensor:
         n = len(self.y)
         if not self.shuffle:
             return torch.arange(n)
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         if self.weights is not None:  # class-balanced sampling, with replacement
             return torch.multinomial(self.weights, n, replacement=True, generator=g)
         return torch.randperm(n, generator=g)
@@ -58,18 +78,18 @@ class Batches:
         return n // self.bs if self.drop_last else math.ceil(n / self.bs)
 
     def __iter__(self):
-        order = self._shard(self._order())
-        self.epoch += 1
+        e = self.begin_epoch()
+        order = self._shard(self._order(e))
         for i in range(len(self)):
             idx = order[i * self.bs:(i + 1) * self.bs]
             x = self.x[idx]
             if self.first_side is not None:
-                flip = self.first_side[idx] ^ bool(self.epoch % 2)
+                flip = self.first_side[idx] ^ bool((e + 1) % 2)
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             yield x, self.y[idx]
 
 
-class Prefetch:
+class Prefetch(EpochCounter):
     """Prepares the next `depth` batches in a background thread while the model trains on the current one: what
     DataLoader workers do, without processes (the data is already one in-memory tensor, and torch ops release the
     GIL). `transform(x, generator)` is the batch augmentation; its generator is seeded from (seed, epoch), so a
@@ -83,14 +103,18 @@ class Prefetch:
     def __len__(self) -> int:
         return len(self.loader)
 
+    def follow(self, epoch_of) -> None:
+        super().follow(epoch_of)
+        if hasattr(self.loader, "follow"):
+            self.loader.follow(epoch_of)
+
     def __iter__(self):
         import queue
         import threading
 
         q: queue.Queue = queue.Queue(maxsize=self.depth)
         stop = threading.Event()
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        self.epoch += 1
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.begin_epoch())
 
         def put(item) -> bool:
             while not stop.is_set():

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from seehear.data.decode import pcm_to_float
 from seehear.engine.base_module import TrainModule
-from seehear.engine.loaders import shard
+from seehear.engine.loaders import EpochCounter, shard
 from seehear.features.augment import augment_waves
 
 
-class Segments:
+class Segments(EpochCounter):
     """Batches of random crops (int16 [B, S]) of whole utterances, a new crop each epoch; utterances shorter than a
     crop are repeated to fill it (zero padding would teach the model silence). Reshuffled from (seed, epoch)."""
 
@@ -25,8 +25,7 @@ class Segments:
         return max(1, len(shard(range(len(self.y)))) // self.bs)
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        self.epoch += 1
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.begin_epoch())
         order = shard(torch.randperm(len(self.y), generator=g))  # data parallel: this rank's utterances
         for b in range(len(self)):
             idx = order[b * self.bs:(b + 1) * self.bs]

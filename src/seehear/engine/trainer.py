@@ -248,6 +248,9 @@ def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume
         enable_progress_bar=progress and tty, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, len(loader))), limit_val_batches=1.0 if val_loader else 0,
         default_root_dir=str(run_dir))
+    for dl in (loader, val_loader):
+        if hasattr(dl, "follow"):  # shuffles from the trainer's epoch: a resumed run does not repeat epoch 0's
+            dl.follow(lambda: trainer.current_epoch)
     last = ckpt_dir / "last.ckpt"
     start = time.time()
     # Ctrl-C asks the trainer to stop after the current step (a second one stops at once). A KeyboardInterrupt

@@ -14,10 +14,11 @@ from seehear.models.registry import create_model, get_spec
 
 
 def masked_normalize(x: torch.Tensor, frames: torch.Tensor, mode: str, eps: float = 1e-5) -> torch.Tensor:
-    """x [B, F, T]; 'utterance' = per band over the valid frames (CMVN), 'global' = over bands and valid frames."""
-    if mode == "none":
-        return x
+    """x [B, F, T]; 'utterance' = per band over the valid frames (CMVN), 'global' = over bands and valid frames,
+    'none' = as they are. Frames past a recording's end come out zero in every mode."""
     valid = (torch.arange(x.shape[-1], device=x.device)[None, :] < frames[:, None]).to(x.dtype)[:, None, :]
+    if mode == "none":
+        return x * valid
     dims = (-1,) if mode == "utterance" else (-2, -1)
     count = valid.sum(dim=dims, keepdim=True) * (1 if mode == "utterance" else x.shape[1])
     count = count.clamp(min=1)
@@ -51,6 +52,13 @@ class Transcriber(nn.Module):
         logits, out_lengths = self.acoustic(f, frames)
         return torch.log_softmax(logits.float(), dim=-1), out_lengths
 
+    def forward_inter(self, wave: torch.Tensor, lengths: torch.Tensor):
+        """-> (log-probabilities, lengths, the middle block's log-probabilities) for intermediate CTC."""
+        f, frames = self.features(wave, lengths)
+        logits, out_lengths, middle = self.acoustic(f, frames, inter=True)
+        return (torch.log_softmax(logits.float(), dim=-1), out_lengths,
+                torch.log_softmax(middle.float(), dim=-1))
+
 
 def build_transcriber(cfg: RunConfig, tokens: list[str]) -> Transcriber:
     from seehear.errors import ConfigError
@@ -66,6 +74,21 @@ def build_transcriber(cfg: RunConfig, tokens: list[str]) -> Transcriber:
     g = cfg.augment
     specaug = SpecAugment(g.freq_masks, g.freq_width, g.time_masks, g.time_width) \
         if (g.freq_masks or g.time_masks) else None
+    kwargs = dict(cfg.model.kwargs)
+    if cfg.model.subsample is not None:
+        if kwargs.get("subsample", cfg.model.subsample) != cfg.model.subsample:
+            raise ConfigError(f"model.subsample={cfg.model.subsample} and model.kwargs.subsample="
+                              f"{kwargs['subsample']} disagree; set one of them")
+        kwargs["subsample"] = cfg.model.subsample
+    if not 0.0 <= cfg.train.inter_ctc_weight < 1.0:
+        raise ConfigError(f"train.inter_ctc_weight must be in [0, 1), got {cfg.train.inter_ctc_weight}")
     acoustic = create_model(cfg.model.name, num_classes=len(tokens), in_channels=1,
-                            input_size=(feature_bands(audio), 0), **dict(cfg.model.kwargs))
+                            input_size=(feature_bands(audio), 0), **kwargs)
+    if cfg.train.inter_ctc_weight and not getattr(acoustic, "supports_inter_ctc", False):
+        raise ConfigError(f"train.inter_ctc_weight needs a model with a middle block to read (conformer_ctc*, "
+                          f"transformer_ctc), not {spec.name}")
+    if cfg.model.blank_bias is not None:
+        from seehear.models.asr.common import set_blank_bias
+
+        set_blank_bias(acoustic, cfg.model.blank_bias)
     return Transcriber(frontend, acoustic, tokens, audio.normalize, specaug)

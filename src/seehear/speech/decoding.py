@@ -131,7 +131,7 @@ def arpa_words(path: str | Path) -> list[str]:
 
 
 def _spelled_word_lm(lm_path: Path, units: Units, *, sil_id: int, lm_weight: float, word_score: float,
-                     unk_score: float):
+                     unk_score: float, boosts: dict[str, float] | None = None):
     """A word n-gram over a token stream, for lexicon-free decoding: tokens accumulate into the current word, and
     the word is scored by flashlight's KenLM once it ends. Hypotheses sharing a text share a state (children of
     one tree), which is how flashlight merges them."""
@@ -146,6 +146,7 @@ def _spelled_word_lm(lm_path: Path, units: Units, *, sil_id: int, lm_weight: flo
     # The decoder multiplies what the LM returns by lm_weight: the per-word scores are divided to stay as given.
     bonus = word_score / lm_weight
     unk_bonus = unk_score / lm_weight if math.isfinite(unk_score) else 0.0
+    hot = {w: b / lm_weight for w, b in (boosts or {}).items()}  # hotwords (speech/hotwords.py)
 
     class SpelledWordLM(CTCDecoderLM):
         def __init__(self):
@@ -159,7 +160,7 @@ def _spelled_word_lm(lm_path: Path, units: Units, *, sil_id: int, lm_weight: flo
             w = units.text(word).replace(" ", "")
             i = word_id.get(w)
             ken, s = self.kenlm.score(ken, word_id[_UNK] if i is None else i)
-            return ken, s + bonus + (unk_bonus if i is None else 0.0)
+            return ken, s + bonus + (unk_bonus if i is None else 0.0) + hot.get(w, 0.0)
 
         def start(self, start_with_nothing: bool = False):
             self.info = {}  # one utterance at a time: the previous one's states can go
@@ -200,8 +201,12 @@ class BeamDecoder:
     def __init__(self, units: Units, *, beam_size: int = 32, lm_path: str | Path | None = None,
                  lexicon_words: list[str] | None = None, lm_weight: float = 0.5, word_score: float = 0.0,
                  frame_seconds: float = 0.04, unk_score: float = float("-inf"), lexicon_free: bool | None = None,
-                 beam_threshold: float = 25.0):
+                 beam_threshold: float = 25.0, hotwords: dict[str, float] | None = None):
+        """hotwords: {word: boost} (speech/hotwords.py): added to the lexicon, favoured by `boost` in log-score."""
         from torchaudio.models.decoder import ctc_decoder
+
+        from seehear.errors import ConfigError
+        from seehear.speech.hotwords import boosted_word_lm
 
         self.units, self.frame_seconds = units, frame_seconds
         self.lm_path = Path(lm_path) if lm_path else None
@@ -210,8 +215,12 @@ class BeamDecoder:
         if lexicon_words is None and self.lm_path is not None:
             lexicon_words = arpa_words(self.lm_path)
         self.lexicon_free = LEXICON_FREE_DEFAULT if lexicon_free is None else lexicon_free
+        hotwords = dict(hotwords or {})
         if not lexicon_words:
             self.lexicon_free = True  # no vocabulary to restrict to
+        if hotwords and self.lexicon_free and (self.lm_path is None or lm_weight <= 0):
+            raise ConfigError("hotwords in lexicon-free decoding need a language model and transcribe.lm_weight > 0 "
+                              "(or use lexicon decoding, the default)")
         self.sil = SPACE if units.boundary == SPACE else _PSEUDO_SIL
         self.pad = self.sil == _PSEUDO_SIL  # one extra emission column for the pseudo separator
         tokens = list(units.tokens) + ([_PSEUDO_SIL] if self.pad else [])
@@ -224,7 +233,7 @@ class BeamDecoder:
             lm = None
             if self.lm_path is not None and lm_weight > 0:
                 lm = _spelled_word_lm(self.lm_path, units, sil_id=self.sil_id, lm_weight=lm_weight,
-                                      word_score=word_score, unk_score=unk_score)
+                                      word_score=word_score, unk_score=unk_score, boosts=hotwords)
             # Python LM calls cost per (hypothesis, token, frame): only the few likeliest tokens of a frame matter.
             self._decoder = ctc_decoder(lexicon=None, lm=lm, beam_size_token=min(len(tokens), 12), **common)
             self._lm = lm  # the decoder keeps a raw pointer: the Python object must outlive it
@@ -235,7 +244,7 @@ class BeamDecoder:
             with tempfile.TemporaryDirectory() as tmp:
                 lex, words = Path(tmp) / "lexicon.txt", Path(tmp) / "words.txt"
                 with lex.open("w", encoding="utf-8") as f:
-                    for w in dict.fromkeys(lexicon_words):
+                    for w in dict.fromkeys([*(lexicon_words or []), *hotwords]):
                         spelling = units.spell(w)
                         if spelling and all(t in index for t in spelling):
                             self._spell[w] = [index[t] for t in spelling]
@@ -243,10 +252,15 @@ class BeamDecoder:
                             # trie (at the root, a repeated frame could only be read as the separator).
                             tail = f" {SPACE}" if self.sil == SPACE else ""
                             f.write(f"{w}\t{' '.join(spelling)}{tail}\n")
-                words.write_text("\n".join([*self._spell, _UNK]) + "\n", encoding="utf-8")
-                self._decoder = ctc_decoder(lexicon=str(lex), lm=str(self.lm_path) if self.lm_path else None,
-                                            lm_dict=str(words), word_score=word_score, unk_score=unk_score,
-                                            sil_score=1e-3 if self.pad else 0.0, **common)
+                vocab = [*self._spell, _UNK]
+                words.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+                lm = str(self.lm_path) if self.lm_path else None
+                if hotwords:  # the n-gram's score x lm_weight + the boosts, from one Python LM (weight 1 here)
+                    lm = boosted_word_lm(self.lm_path, vocab, hotwords, lm_weight)
+                    common["lm_weight"] = 1.0
+                self._lm = lm  # the decoder keeps a raw pointer: the Python object must outlive it
+                self._decoder = ctc_decoder(lexicon=str(lex), lm=lm, lm_dict=str(words), word_score=word_score,
+                                            unk_score=unk_score, sil_score=1e-3 if self.pad else 0.0, **common)
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         """log_probs [B, T, V] (log-softmax over units), lengths [B] valid frames of each."""
@@ -320,14 +334,19 @@ class BeamDecoder:
 
 def build_decoder(units: Units, cfg_transcribe, run_dir: str | Path, frame_seconds: float,
                   lexicon_free: bool | None = None):
-    """The decoder a run's settings ask for: greedy, or beam search with RUN/lm.arpa when the run has one."""
+    """The decoder a run's settings ask for: greedy, or beam search with RUN/lm.arpa when the run has one (and the
+    settings' hotwords; greedy decoding has no search for them to steer)."""
     if cfg_transcribe.decoder == "greedy":
         return GreedyDecoder(units, frame_seconds)
     if cfg_transcribe.decoder != "beam":
         from seehear.errors import ConfigError
 
         raise ConfigError(f"transcribe.decoder must be greedy or beam, got {cfg_transcribe.decoder!r}")
+    from seehear.speech.hotwords import hotword_boosts
+
     lm = Path(run_dir) / "lm.arpa"
+    hot = hotword_boosts(getattr(cfg_transcribe, "hotwords", None), getattr(cfg_transcribe, "hotword_boost", 0.0),
+                         units)
     return BeamDecoder(units, beam_size=cfg_transcribe.beam_size, lm_path=lm if lm.is_file() else None,
                        lm_weight=cfg_transcribe.lm_weight, word_score=cfg_transcribe.word_score,
-                       frame_seconds=frame_seconds, lexicon_free=lexicon_free)
+                       frame_seconds=frame_seconds, lexicon_free=lexicon_free, hotwords=hot)

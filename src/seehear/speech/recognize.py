@@ -25,12 +25,14 @@ class LoadedTranscriber:
     cfg: RunConfig
     meta: dict
     decoder_kind: str | None = None
+    hotwords: list[str] | None = None  # replaces transcribe.hotwords (speech/hotwords.py) when given
 
     def __post_init__(self):
         tc = self.cfg.transcribe
         tuned = (self.meta.get("decoding") or {}).get("tuned") or {}
         # the LM weight and word score tuned on the validation split at the end of training (if any)
-        self.settings = {**tc.__dict__, **tuned, **({"decoder": self.decoder_kind} if self.decoder_kind else {})}
+        self.settings = {**tc.__dict__, **tuned, **({"decoder": self.decoder_kind} if self.decoder_kind else {}),
+                         **({"hotwords": list(self.hotwords)} if self.hotwords is not None else {})}
         self.decoder_name = self.settings["decoder"]
         self.decoder = self.decoder_for(self.settings)
 
@@ -71,7 +73,7 @@ class LoadedTranscriber:
         return out
 
 
-def load_transcriber(run, decoder: str | None = None) -> LoadedTranscriber:
+def load_transcriber(run, decoder: str | None = None, hotwords: list[str] | None = None) -> LoadedTranscriber:
     run_dir = Path(run)
     if not (run_dir / "meta.json").is_file():
         raise RunError(f"{run_dir} is not a run folder (no meta.json)")
@@ -88,4 +90,4 @@ def load_transcriber(run, decoder: str | None = None) -> LoadedTranscriber:
     if missing or unexpected:
         raise RunError(f"{run_dir}/model.safetensors does not fit the model in meta.json")
     model.eval()
-    return LoadedTranscriber(run_dir, model, units, cfg, meta, decoder)
+    return LoadedTranscriber(run_dir, model, units, cfg, meta, decoder, hotwords)

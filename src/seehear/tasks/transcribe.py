@@ -88,12 +88,13 @@ class Transcribe(Task):
         waves, part, records = p.state["waves"], p.state["part"], p.state["records"]
         targets = [p.state["units"].encode(records[k].transcript) for k in waves.keep]
         bs = batch_size_for(len(part["train"]), cfg.train.batch_size, floor=4)
-        loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed)
+        loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed,
+                               sortagrad=cfg.train.sortagrad)
         val = LengthBatches(waves, part["valid"], targets, bs, shuffle=False) if part.get("valid") else None
         module = CTCModule(p.model, cfg, steps_per_epoch=len(loader))
         info = fit_module(module, cfg, loader, val, out, resume=resume, progress=progress, monitor="val_uer",
                           monitor_mode="min")
-        return {**info, "batch_size": bs}
+        return {**info, "batch_size": bs, "ctc": module.plateau.record()}
 
     def measure(self, p, cfg, out):
         from seehear.engine.checkpoint import read_json
@@ -177,12 +178,14 @@ def evaluate(run, data, *, out=None, decoder: str | None = None, progress: bool 
     return m
 
 
-def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None) -> list[dict]:
+def transcribe(run, inputs, *, decoder: str | None = None, loaded: LoadedTranscriber | None = None,
+               hotwords: list[str] | None = None) -> list[dict]:
     """Transcripts of audio files, one dict each: file, text, segments (start, end, text, words), seconds,
-    compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text."""
+    compute_seconds; or file, error for a file that cannot be read. Silence gives an empty text. hotwords: words
+    the beam search favours by transcribe.hotword_boost (instead of the run's transcribe.hotwords)."""
     from seehear.data.decode import audio_info
 
-    t = loaded or load_transcriber(run, decoder)
+    t = loaded or load_transcriber(run, decoder, hotwords)
     set_threads(t.cfg)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
     sr, limit = t.cfg.audio.sample_rate, t.cfg.transcribe.max_seconds

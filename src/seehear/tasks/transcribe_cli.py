@@ -14,6 +14,9 @@ def add_commands(sub) -> None:
                                                               "standard input with --stream")
     p.add_argument("--format", choices=["text", "json", "srt"], default="text")
     p.add_argument("--decoder", choices=["greedy", "beam"], help="default: the run's (transcribe.decoder)")
+    p.add_argument("--hotword", action="append", default=None, metavar="WORD",
+                   help="a word the beam search favours (a name, a term); repeatable; the boost is the run's "
+                        "transcribe.hotword_boost")
     p.add_argument("--stream", action="store_true", help="feed the audio in chunks and print partial and final "
                                                          "text as it comes (needs a streaming model)")
     p.add_argument("--chunk-ms", type=int, default=160, help="chunk size for --stream")
@@ -25,6 +28,15 @@ def add_commands(sub) -> None:
 def _cmd_transcribe(a) -> int:
     from seehear.errors import ConfigError
 
+    a.loaded = None
+    if a.hotword:
+        if a.decoder == "greedy":
+            raise ConfigError("--hotword steers the beam search: it does nothing with --decoder greedy")
+        from seehear.tasks.transcribe import load
+
+        a.loaded = load(a.run, a.decoder, a.hotword)
+        if a.loaded.settings["decoder"] != "beam":
+            raise ConfigError("--hotword steers the beam search, and this run decodes greedily: add --decoder beam")
     if a.mic:
         if a.inputs:
             raise ConfigError("--mic reads the microphone: give no AUDIO files with it")
@@ -36,7 +48,7 @@ def _cmd_transcribe(a) -> int:
     from seehear.speech.formats import to_json, to_srt
     from seehear.tasks.transcribe import transcribe
 
-    rows = transcribe(a.run, a.inputs, decoder=a.decoder)
+    rows = transcribe(a.run, a.inputs, decoder=a.decoder, loaded=a.loaded)
     for r in rows:
         if "error" in r:
             print(f"seehear: {r['error']}", file=sys.stderr)
@@ -59,7 +71,7 @@ def _cmd_transcribe(a) -> int:
 def _stream(a, microphone: bool = False) -> int:
     from seehear.speech.streaming import StreamingTranscriber
 
-    s = StreamingTranscriber(a.run, decoder=a.decoder)
+    s = StreamingTranscriber(a.run, decoder=a.decoder, loaded=a.loaded)
     sr = s.t.cfg.audio.sample_rate
     step = max(1, int(sr * a.chunk_ms / 1000))
     tty = sys.stdout.isatty()
