@@ -188,7 +188,8 @@ def test_plateau_tracker_finds_the_end_of_the_blank_phase():
         t.update(step, 0.5 * step, lp, n, target_units=3)
     r = t.record()
     assert (r["plateau_start_step"], r["plateau_end_step"], r["plateau_steps"]) == (2, 5, 3)
-    assert r["plateau_end_seconds"] == 2.5 and len(r["curve"]) == 7 and r["curve"][5][2] == pytest.approx(2 / 3, abs=1e-3)
+    assert r["plateau_end_seconds"] == 2.5 and len(r["curve"]) == 7
+    assert r["curve"][5][2] == pytest.approx(2 / 3, abs=1e-3)
     fresh = PlateauTracker()
     fresh.load_state_dict(t.state_dict())
     assert fresh.record() == r  # resumed with the run

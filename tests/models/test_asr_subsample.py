@@ -90,7 +90,7 @@ def test_blank_bias_is_set_on_the_output_layer(name):
     m = small(name, 4)
     set_blank_bias(m, 2.5)
     layer = output_layer(m)
-    assert layer.out_features == UNITS and float(layer.bias[0]) == 2.5
+    assert layer.out_features == UNITS and float(layer.bias[0].detach()) == 2.5
     m.eval()
     x = torch.zeros(1, 1, BANDS, 20)
     with torch.no_grad():

@@ -32,8 +32,8 @@ def halve(lengths: torch.Tensor) -> torch.Tensor:
 class ConvSubsample(nn.Module):
     """log2(factor) 3x3 convs with stride 2 over (bands, frames), as in the Conformer and ESPnet recipes (two of
     them: time / 4). [B, 1, F, T] -> [B, T', dim]; T' = ceil(T / 2) per conv. Frames past each recording's end are
-    zeroed before the first conv and after every conv, so the next conv's window reads zeros there whatever the batch holds: a recording
-    gives the same output alone as padded in a batch."""
+    zeroed before the first conv and after every conv, so the next conv's window reads zeros there whatever the
+    batch holds: a recording gives the same output alone as padded in a batch."""
 
     def __init__(self, bands: int, dim: int, channels: int = 64, dropout: float = 0.1, factor: int = 4):
         super().__init__()

@@ -1,7 +1,8 @@
 """Recurrent CTC models (Graves et al. 2006, "Connectionist Temporal Classification"): frames stacked x4 (or 2 / 8:
-model.subsample), then LSTMs. `bilstm_ctc` reads the whole utterance both ways (offline); `lstm_ctc_stream` reads left to right and sees
-`lookahead` output frames (40 ms each at x4) of the future through a final convolution, so it can transcribe audio as
-it arrives with a delay of lookahead x 40 ms (seehear.speech.streaming), and gives the same output either way."""
+model.subsample), then LSTMs. `bilstm_ctc` reads the whole utterance both ways (offline); `lstm_ctc_stream` reads
+left to right and sees `lookahead` output frames (40 ms each at x4) of the future through a final convolution, so it
+can transcribe audio as it arrives with a delay of lookahead x 40 ms (seehear.speech.streaming), and gives the same
+output either way."""
 from __future__ import annotations
 
 import torch
