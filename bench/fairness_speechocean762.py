@@ -179,11 +179,12 @@ def compare(runs: dict[str, list[dict]], spk: dict[str, dict], n_boot: int) -> d
 
 
 def utterance_level(rs: list[dict], spk: dict[str, dict]) -> dict:
-    """seehear.trust.fairness's own per-group table (accuracy and UAR with utterance-bootstrap intervals) of the
-    first seed, rebuilt per utterance from the per-speaker counts (exact: two classes, one gender per speaker)."""
+    """seehear.trust.fairness's own per-group table of the first seed (accuracy and UAR with speaker-level cluster
+    bootstrap intervals, as `seehear report --fairness-by` computes them), rebuilt per utterance from the
+    per-speaker counts (exact: two classes, one gender per speaker)."""
     from seehear.trust.fairness import fairness_report
 
-    y, pred, groups, cells = [], [], [], []
+    y, pred, groups, cells, who = [], [], [], [], []
     for s, (c, n) in sorted(rs[0]["per_speaker"].items()):
         g = spk[s]["gender"]
         other = "m" if g == "f" else "f"
@@ -191,8 +192,10 @@ def utterance_level(rs: list[dict], spk: dict[str, dict]) -> dict:
         pred += [g] * c + [other] * (n - c)
         groups += [spk[s]["age_group"]] * n
         cells += [f"{spk[s]['age_group']}-{g}"] * n
-    return {"by_age_group": fairness_report(y, pred, groups, "age_group"),
-            "by_age_and_gender": fairness_report(y, pred, cells, "age_group-gender")["accuracy"]["per_group"]}
+        who += [s] * n
+    return {"by_age_group": fairness_report(y, pred, groups, "age_group", clusters=who),
+            "by_age_and_gender": fairness_report(y, pred, cells, "age_group-gender",
+                                                 clusters=who)["accuracy"]["per_group"]}
 
 
 def main(argv=None) -> int:

@@ -48,3 +48,36 @@ def test_bootstrap_interval_covers_the_mean():
     v = np.random.default_rng(1).normal(5, 1, 400)
     lo, hi = bootstrap_ci(lambda ix: v[ix].mean(), len(v))
     assert lo < v.mean() < hi and hi - lo < 0.4
+
+
+def test_cluster_bootstrap_widens_intervals_when_speakers_move_together():
+    # group "f": 4 speakers x 25 utterances, one speaker always wrong; group "m": 4 speakers, all right but one 40%
+    y = np.zeros(200, dtype=int)
+    pred = np.zeros(200, dtype=int)
+    pred[:25] = 1
+    pred[100:110] = 1
+    groups = ["f"] * 100 + ["m"] * 100
+    spk = [f"s{i // 25}" for i in range(200)]
+    items = group_metrics(y, pred, groups)
+    by_spk = group_metrics(y, pred, groups, clusters=spk)
+    assert items["resampled"] == "items" and by_spk["resampled"] == "clusters"
+    assert by_spk["per_group"]["f"]["accuracy"] == items["per_group"]["f"]["accuracy"] == 0.75
+    assert by_spk["per_group"]["f"]["clusters"] == 4
+    w_items = np.diff(items["per_group"]["f"]["ci95"])[0]
+    w_spk = np.diff(by_spk["per_group"]["f"]["ci95"])[0]
+    assert w_spk > 2 * w_items  # 4 speakers carry far less evidence than 100 independent utterances
+    lo, hi = by_spk["per_group"]["f"]["ci95"]
+    assert lo <= 0.75 <= hi
+
+
+def test_cluster_bootstrap_flags_groups_of_one_speaker():
+    y = np.zeros(60, dtype=int)
+    r = fairness_report(y, y, ["a"] * 30 + ["b"] * 30, column="gender", clusters=["s1"] * 30 + [f"t{i % 3}" for i in range(30)])
+    acc = r["accuracy"]
+    assert acc["one_cluster"] == ["a"] and "ci95" not in acc["per_group"]["a"] and "ci95" in acc["per_group"]["b"]
+    try:
+        group_metrics(y, y, ["a"] * 60, clusters=["s"] * 59)
+    except ValueError as e:
+        assert "clusters" in str(e)
+    else:
+        raise AssertionError("a clusters list of the wrong length must be refused")

@@ -29,3 +29,16 @@ def test_trust_section_renders_and_escapes(tmp_path):
 def test_no_trust_json_no_section(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({"labels": ["a"]}))
     assert "Trust" not in write_report(tmp_path).read_text()
+
+
+def test_fairness_by_speaker_clusters_is_said_and_counted(tmp_path):
+    (tmp_path / "meta.json").write_text(json.dumps({"labels": ["a", "b"], "modality": "audio"}))
+    from seehear.trust.fairness import fairness_report
+
+    y = [0] * 40
+    pred = [0] * 30 + [1] * 10
+    fair = fairness_report(y, pred, ["f"] * 20 + ["m"] * 20, "gender", n_boot=200,
+                           clusters=[f"s{i // 5}" for i in range(40)])
+    (tmp_path / "trust.json").write_text(json.dumps({"n": 40, "accuracy": 0.75, "fairness": fair}))
+    html = write_report(tmp_path).read_text()
+    assert "cluster bootstrap" in html and "<th>speakers</th>" in html

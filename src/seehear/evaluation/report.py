@@ -270,8 +270,14 @@ def _trust(run: Path, t: dict) -> str:
     if acc.get("per_group"):
         rows = [[g, _pct(v.get("accuracy")), "–".join(_pct(c) for c in v["ci95"]) if "ci95" in v else "too few",
                  v.get("n", "")] for g, v in sorted(acc["per_group"].items(), key=lambda kv: kv[1]["accuracy"])]
+        by_spk = acc.get("resampled") == "clusters"
+        if by_spk:
+            for r, (g, v) in zip(rows, sorted(acc["per_group"].items(), key=lambda kv: kv[1]["accuracy"])):
+                r.append(v.get("clusters", ""))
         parts.append(f"<h3>Per {escape(str(fair.get('column')))}</h3>"
-                     + _table(["group", "accuracy", "95% interval", "n"], rows[:MAX_ROWS], numeric={1, 3}))
+                     + ('<p class="muted">intervals resample whole speakers (cluster bootstrap)</p>' if by_spk else "")
+                     + _table(["group", "accuracy", "95% interval", "n"] + (["speakers"] if by_spk else []),
+                              rows[:MAX_ROWS], numeric={1, 3, 4}))
     parts.append(img("embeddings_tsne.png", "Test embeddings (t-SNE)") + img("embeddings_pca.png", "(PCA)"))
     issues = t.get("label_issues") or {}
     if issues.get("listed"):

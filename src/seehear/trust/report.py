@@ -163,7 +163,12 @@ def trust_report(run, data, *, robustness: bool = False, adversarial: bool = Fal
         from seehear.trust.fairness import fairness_report
 
         with clock("fairness"):
-            trust["fairness"] = fairness_report(yt.numpy(), pred.numpy(), groups, groups_col, seed=seed)
+            # by gender or age, a speaker's utterances move together: resample speakers, not utterances
+            test_recs = [recs[i] for i in test]
+            spk = ([r.group for r in test_recs] if groups_col != "group" and all(r.group for r in test_recs)
+                   else None)
+            trust["fairness"] = fairness_report(yt.numpy(), pred.numpy(), groups, groups_col, seed=seed,
+                                                clusters=spk)
     with clock("embeddings"):
         trust["embeddings"] = _safe(lambda: _embeddings(model, xt, yt, pred, out_dir, seed))
     with clock("label_issues"):
