@@ -211,3 +211,28 @@ def test_work_off_the_clock_is_not_training_time():
     time.sleep(0.2)
     m.on_train_batch_end()
     assert m.train_seconds >= 0.2  # the clock still runs outside it
+
+
+def test_vtlp_warps_transcriber_features_in_training_only():
+    from seehear.data.decode import pcm_to_float
+    from seehear.models.transcriber import build_transcriber
+
+    tokens = ["<blank>", "|", "a", "b", "c"]
+    base = {"task": "transcribe", "model": {"name": "conformer_ctc_tiny"}, "audio": {"n_mels": 40},
+            "augment": {"freq_masks": 0, "time_masks": 0}}
+    plain = build_transcriber(RunConfig.from_dict(base), tokens)
+    warped = build_transcriber(RunConfig.from_dict({**base, "augment": {**base["augment"], "vtlp": [0.8, 0.85]}}),
+                               tokens)
+    assert plain.vtlp is None and warped.vtlp is not None
+    assert set(warped.state_dict()) == set(plain.state_dict())  # no weights: runs load with or without it
+    x, lens, _, _ = _batch()
+    w = pcm_to_float(x)
+    plain.eval(), warped.eval()
+    assert torch.allclose(plain.features(w, lens)[0], warped.features(w, lens)[0])  # inference is never warped
+    plain.train(), warped.train()
+    a, frames = plain.features(w, lens)
+    b, _ = warped.features(w, lens)
+    assert not torch.allclose(a, b, atol=1e-3)
+    assert torch.all(b[1, ..., int(frames[1]):] == 0)  # padding stays out of the warped, normalised features
+    with pytest.raises(ConfigError):
+        build_transcriber(RunConfig.from_dict({**base, "augment": {"vtlp": [1.2, 0.9]}}), tokens)

@@ -29,9 +29,10 @@ def masked_normalize(x: torch.Tensor, frames: torch.Tensor, mode: str, eps: floa
 
 class Transcriber(nn.Module):
     def __init__(self, frontend: nn.Module, acoustic: nn.Module, tokens: list[str], normalize: str,
-                 specaugment: nn.Module | None = None):
+                 specaugment: nn.Module | None = None, vtlp: nn.Module | None = None):
         super().__init__()
         self.frontend, self.acoustic, self.specaugment = frontend, acoustic, specaugment
+        self.vtlp = vtlp  # per-utterance filterbank warp (features/vtlp.py), training only: voices never heard
         self.tokens, self.normalize = list(tokens), normalize
         self.hop = frontend.hop_length
         self.frame_seconds = self.hop * getattr(acoustic, "frame_factor", 4) / frontend.sample_rate
@@ -41,7 +42,8 @@ class Transcriber(nn.Module):
 
     def features(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = self.frames(lengths)
-        f = masked_normalize(self.frontend(wave)[:, 0], frames, self.normalize)[:, None]  # [B, 1, F, T]
+        warp = self.vtlp.factors(len(wave), wave.device) if self.vtlp is not None and self.training else None
+        f = masked_normalize(self.frontend(wave, warp=warp)[:, 0], frames, self.normalize)[:, None]  # [B,1,F,T]
         if self.specaugment is not None and self.training:
             f = self.specaugment(f)
         return f, frames
@@ -91,4 +93,9 @@ def build_transcriber(cfg: RunConfig, tokens: list[str]) -> Transcriber:
         from seehear.models.asr.common import set_blank_bias
 
         set_blank_bias(acoustic, cfg.model.blank_bias)
-    return Transcriber(frontend, acoustic, tokens, audio.normalize, specaug)
+    vtlp = None
+    if g.vtlp:
+        from seehear.features.vtlp import VTLP, check_range
+
+        vtlp = VTLP(*check_range(g.vtlp))
+    return Transcriber(frontend, acoustic, tokens, audio.normalize, specaug, vtlp)
