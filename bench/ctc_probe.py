@@ -49,6 +49,11 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "combo": ("a guess at the best mix: x8 + sentencepiece + sortagrad + warm-up 5% + intermediate CTC",
               ["model.subsample=8", *SPM, "train.sortagrad=true", "train.warmup_fraction=0.05",
                "train.inter_ctc_weight=0.3"]),
+    # not about the plateau but about the held-out voices these strings are spoken in (4 training speakers)
+    "vtlp": ("vocal-tract-length perturbation: each utterance's mel filterbank warped by 0.85-1.15",
+             ["augment.vtlp=[0.85,1.15]"]),
+    "vtlp_pitch": ("VTLP 0.85-1.15 and pitch shift up to +-2 semitones on half the utterances",
+                   ["augment.vtlp=[0.85,1.15]", "augment.pitch_semitones=2.0"]),
 }
 LIMITS = {"full": {"train": TRAIN_STRINGS, "test": TEST_STRINGS, "curve": 100},
           "small": {"train": 200, "test": 20, "curve": 10}}
