@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="what to learn: a label per clip (classify, the default), speech to text (transcribe, "
                          "from transcripts), or speaker embeddings (speakers, from speaker names)")
     tr.add_argument("--model", help="a registered model (see `seehear models`)")
+    tr.add_argument("--modality", choices=["image", "audio", "frames"], help="what the examples are (default: "
+                    "detected); frames: image sequences, a folder of frame images or an animated GIF/WebP each")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--time-budget", type=parse_duration, help="stop training after this long, e.g. 5m")
     tr.add_argument("--label-pattern", help=r"regex with (?P<label>...) on file names")
@@ -87,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
                     "int8 top-1 agrees with fp32 on this fraction of held-out inputs (default 0.99)")
 
     md = sub.add_parser("models", help="list the registered models")
-    md.add_argument("--modality", choices=["image", "audio"])
+    md.add_argument("--modality", choices=["image", "audio", "frames"])
     md.add_argument("--task", choices=["classify", "transcribe"])
 
     import importlib
@@ -113,6 +115,7 @@ def _cmd_train(a) -> int:
     from seehear.api import train
 
     parallel = [f"train.{k}={v}" for k, v in (("devices", a.devices), ("strategy", a.strategy)) if v is not None]
+    parallel += [f"modality={a.modality}"] if a.modality else []
     r = train(a.data, a.out, config=a.config, task=a.task, model=a.model, epochs=a.epochs,
               time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by,
               overrides=parallel + a.overrides, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet,

@@ -55,6 +55,12 @@ class ImageConfig:
 
 
 @dataclass
+class FramesConfig:
+    """Image sequences (modality frames): a folder of frame images or an animated GIF/WebP per example."""
+    count: int = 8  # frames per example: longer sequences are sampled evenly, shorter ones repeat their last frame
+
+
+@dataclass
 class AugmentConfig:
     # images, applied on whole batches
     flip: bool = True
@@ -189,10 +195,11 @@ class SpeakerConfig:
 @dataclass
 class RunConfig:
     task: Literal["classify", "transcribe", "speakers", "synthesize", "pretrain"] = "classify"  # synthesize: a GAN
-    modality: Literal["auto", "image", "audio"] = "auto"
+    modality: Literal["auto", "image", "audio", "frames"] = "auto"  # frames: image sequences (data/frames.py)
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

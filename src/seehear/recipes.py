@@ -115,6 +115,18 @@ RECIPES: dict[str, dict] = {
         "train": {"lr": 2e-4, "batch_size": 64, "epochs": 200, "grad_clip": None, "ema": None, "lookahead": False,
                   "precision": "32", "label_smoothing": 0.0},
     },
+    # Image sequences (modality frames: frame folders, animated GIF/WebP): a small CNN on every frame, an LSTM over
+    # time (models/vision/frames.py), 8 frames per clip. Flips off: mirroring a clip turns a left-moving thing into a
+    # right-moving one, so it would change labels that are about direction. Translations are drawn once per clip
+    # (features/augment.augment_sequences). AdamW one-cycle: the LSTM trains poorly at SGD's image learning rates.
+    "frames": {
+        "model": {"name": "cnn_lstm_frames"},
+        "image": {"size": 32, "resize": "stretch", "tta": "none"},
+        "frames": {"count": 8},
+        "augment": {"flip": False, "alternate_flip": False, "crop_pad": 2},
+        "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 5e-4, "batch_size": 32, "epochs": 30,
+                  "schedule": "onecycle", "label_smoothing": 0.1},
+    },
     # Self-supervised image pretraining (task: pretrain, SimCLR; `seehear pretrain DIR`): the small CNN, AdamW with
     # a cosine schedule (contrastive losses like large batches and long runs; these are CPU-sized), no test-time
     # augmentation. Its backbone starts labelled runs with `train --from`.
@@ -132,6 +144,8 @@ RECIPES: dict[str, dict] = {
 def pick_recipe(modality: str, median_image_side: float | None = None) -> str:
     if modality == "audio":
         return "audio-words"
+    if modality == "frames":
+        return "frames"
     return "image-photo" if (median_image_side or 0) >= 64 else "image-small"
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from seehear.data.decode import decode_audio, decode_image, float_to_pcm
+from seehear.data.frames import decode_sequence
 from seehear.errors import ConfigError, CorruptFileError
 
 _CHUNK = 32  # records per task: amortises executor overhead on many tiny files (MNIST: 70k members)
@@ -19,14 +20,16 @@ _CHUNK = 32  # records per task: amortises executor overhead on many tiny files 
 
 @dataclass
 class DecodedSet:
-    x: torch.Tensor  # uint8 [N,C,H,W] images | int16 [N,S] audio (float = x / 32767)
+    x: torch.Tensor  # uint8 [N,C,H,W] images | int16 [N,S] audio (float = x / 32767) | uint8 [N,T,C,H,W] frames
     keep: list[int]  # indices into the records that were decoded, in order (row i of x is records[keep[i]])
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) of files that could not be decoded
+    lengths: torch.Tensor | None = None  # frames: each sequence's true number of frames (before sampling/padding)
 
 
 def decode_all(records, cfg, modality, *, workers: int = 0, progress: bool = True) -> DecodedSet:
-    """Decode `records` per `cfg` (RunConfig) for `modality` ('image' | 'audio')."""
+    """Decode `records` per `cfg` (RunConfig) for `modality` ('image' | 'audio' | 'frames')."""
     n = len(records)
+    lengths = None
     if modality == "image":
         ic, limit = cfg.image, cfg.data.max_image_pixels
         out = torch.empty((n, ic.channels, ic.size, ic.size), dtype=torch.uint8)
@@ -43,8 +46,18 @@ def decode_all(records, cfg, modality, *, workers: int = 0, progress: bool = Tru
         def one(i):
             w = decode_audio(records[i], sample_rate=ac.sample_rate, num_samples=samples, crop=ac.crop)
             out[i] = float_to_pcm(w)
+    elif modality == "frames":  # image sequences (data/frames.py): frames.count frames each
+        ic, limit, count = cfg.image, cfg.data.max_image_pixels, cfg.frames.count
+        if count < 1:
+            raise ConfigError(f"frames.count must be at least 1, got {count}")
+        out = torch.empty((n, count, ic.channels, ic.size, ic.size), dtype=torch.uint8)
+        lengths = torch.zeros(n, dtype=torch.long)
+
+        def one(i):
+            out[i], lengths[i] = decode_sequence(records[i], count=count, size=ic.size, channels=ic.channels,
+                                                 resize=ic.resize, max_pixels=limit)
     else:
-        raise ConfigError(f"modality {modality!r} is not image or audio")
+        raise ConfigError(f"modality {modality!r} is not image, audio or frames")
 
     def one_or_reason(i):
         try:
@@ -57,7 +70,7 @@ def decode_all(records, cfg, modality, *, workers: int = 0, progress: bool = Tru
     keep = [i for i in range(n) if i not in failed]
     x = out if not failed else out[torch.tensor(keep, dtype=torch.long)]
     skipped = [(records[i].key, failed[i]) for i in sorted(failed)]
-    return DecodedSet(x, keep, skipped)
+    return DecodedSet(x, keep, skipped, None if lengths is None else lengths[keep])
 
 
 def _decode_parallel(n: int, one_or_reason, workers: int, progress: bool, what: str) -> dict[int, str]:

@@ -52,6 +52,13 @@ def decode_image_bytes(data: bytes, *, size: int, channels: int, resize: str, ma
     return _fit(_open_image(io.BytesIO(data), size, channels, max_pixels, name=name), size, resize)
 
 
+def fit_image(im: Image.Image, *, size: int, channels: int, resize: str) -> torch.Tensor:
+    """An image already open (a frame of an animated file) -> uint8 [channels, size, size], as decode_image."""
+    if resize not in ("stretch", "pad", "crop"):
+        raise ConfigError(f"image.resize {resize!r} is not one of stretch, pad, crop")
+    return _fit(_to_mode(im, channels), size, resize)
+
+
 def _fit(im: Image.Image, size: int, resize: str) -> torch.Tensor:
     if resize == "stretch":
         im = im.resize((size, size), Image.Resampling.BILINEAR) if im.size != (size, size) else im

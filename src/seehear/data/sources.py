@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from seehear.data import frames
 from seehear.data.records import AUDIO_EXTS, IMAGE_EXTS, SPLIT_NAMES, Record, Source
 from seehear.errors import DataError
 
@@ -23,8 +24,8 @@ _MAX_PROBLEMS = 50  # keep Source.problems readable on huge broken manifests
 
 def load_source(path: str | Path, *, label_pattern: str | None = None, modality: str = "auto") -> Source:
     """List the examples under `path` (see module doc for the accepted layouts)."""
-    if modality not in ("auto", "image", "audio"):
-        raise DataError(f"modality {modality!r} is not one of auto, image, audio")
+    if modality not in ("auto", "image", "audio", "frames"):
+        raise DataError(f"modality {modality!r} is not one of auto, image, audio, frames")
     p = _existing(path)
     if p.is_file():
         name = p.name.lower()
@@ -46,14 +47,20 @@ def load_source(path: str | Path, *, label_pattern: str | None = None, modality:
     return _folder(p, modality)
 
 
-def list_files(paths: list[str]) -> Source:
-    """Files and folders (searched recursively) to predict on; labels are None."""
+def list_files(paths: list[str], modality: str = "auto") -> Source:
+    """Files and folders (searched recursively) to predict on; labels are None. modality="frames": each frame
+    folder or animated file is one example (data/frames.py)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     records: list[Record] = []
     for raw in paths:
         p = _existing(raw)
-        if p.is_file() and _IDX_IMAGES.search(p.name.lower()):
+        if modality == "frames":
+            found = [p] if p.is_file() else frames.find_sequences(p)
+            if not found:
+                raise DataError(f"{p} holds no frame folders or animated GIF/WebP files to predict on")
+            records += [Record(str(f)) for f in found]
+        elif p.is_file() and _IDX_IMAGES.search(p.name.lower()):
             records += _idx(p, [p], "auto").records
         elif p.is_file():
             if p.suffix.lower() not in IMAGE_EXTS | AUDIO_EXTS:
@@ -68,7 +75,7 @@ def list_files(paths: list[str]) -> Source:
     if not records:
         raise DataError("no files given to predict on")
     root = str(Path(paths[0]).resolve()) if len(paths) == 1 else ", ".join(map(str, paths))
-    return _finish(records, "auto", "files", root, [])
+    return _finish(records, modality, "files", root, [])
 
 
 def require_trainable(source: Source) -> Source:
@@ -107,6 +114,14 @@ def _folder(p: Path, modality: str) -> Source:
     subdirs = _subdirs(p)
     # train/<class>/..., test/<class>/... (CIFAR, ImageNet style): the top folder is the split, not the class
     split_layout = bool(subdirs) and all(d.name.lower() in SPLIT_NAMES and _subdirs(d) for d in subdirs)
+    class_dirs = [(d, SPLIT_NAMES[s.name.lower()] if s else None)
+                  for s in (subdirs if split_layout else [None]) for d in (_subdirs(s) if s else subdirs)]
+    seqs = frames.folder_sequences(class_dirs, modality == "frames") \
+        if modality in ("auto", "frames") and class_dirs else None
+    if seqs is not None and seqs[0]:  # every example a frame folder or an animation (or --modality frames)
+        for note in seqs[1]:
+            _note(problems, note)
+        return Source(seqs[0], "frames", "folder", str(p), problems)
     for split_dir in (subdirs if split_layout else [None]):
         for d in (_subdirs(split_dir) if split_dir else subdirs):
             found = _media_files(d)
@@ -184,7 +199,7 @@ def _manifest(p: Path, modality: str) -> Source:
             continue
         f = Path(fp).expanduser()
         f = f if f.is_absolute() else p.parent / f
-        if not f.is_file():
+        if not (f.is_file() or (f.is_dir() and modality in ("auto", "frames"))):  # a folder: a clip's frames
             _note(problems, f"{p.name} line {line}: file {fp} not found, row skipped")
             continue
         split_raw = _text(row.get("split"))
@@ -312,7 +327,16 @@ def _idx(root: Path, image_files: list[Path], modality: str) -> Source:
 def _finish(records: list[Record], modality: str, kind: str, root, problems: list[str]) -> Source:
     where = str(root)
     if modality == "auto":
-        modality = detect_modality(records, where)
+        # sequences are auto-detected in training data; files to predict on are read as their run reads them
+        seq = kind != "files" and frames.all_sequences(records)
+        modality = "frames" if seq else detect_modality(records, where)
+    elif modality == "frames":  # image sequences: frame folders and animated files
+        kept = [r for r in records if r.member is None and frames.is_sequence(r.path)]
+        if not kept:
+            raise DataError(f"{where} holds no frame folders or animated GIF/WebP files")
+        if len(kept) < len(records):
+            _note(problems, f"--modality frames: ignored {len(records) - len(kept)} other files")
+        records = kept
     else:  # an explicit modality keeps only that kind of file
         exts = IMAGE_EXTS if modality == "image" else AUDIO_EXTS
         kept = [r for r in records if (".png" if r.member is not None else Path(r.path).suffix.lower()) in exts]

@@ -204,3 +204,46 @@ def make_spoken_sentences(out_dir, *, train: int = 120, test: int = 20, words=DI
         (out / split / "text").write_text("".join(f"{u}\t{t}\n" for _, u, _, _, t in rows))
         (out / split / "utt2spk").write_text("".join(f"{u}\t{v.replace('+', '-')}\n" for _, u, v, _, _ in rows))
     return out
+
+
+DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
+
+
+def moving_square_frames(direction: str, rng, frames: int = 8, size: int = 16) -> list[np.ndarray]:
+    """One clip: a bright square moving `direction` by size/8 pixels a frame on a noisy background that wraps around
+    (a torus). Every frame's position is uniform over the image, whatever the class: no single frame, and no
+    unordered set of frames, tells left from right (the same frames played backwards); only the order does."""
+    dx, dy = DIRECTIONS[direction]
+    side, step = max(2, size // 4), max(1, size // 8)
+    x0, y0 = rng.integers(0, size, 2)
+    bright = rng.uniform(180, 255)
+    out = []
+    for t in range(frames):
+        a = rng.normal(40, 12, (size, size))
+        ys = (y0 + dy * step * t + np.arange(side)) % size
+        xs = (x0 + dx * step * t + np.arange(side)) % size
+        a[np.ix_(ys, xs)] = bright
+        out.append(np.clip(a, 0, 255).astype(np.uint8))
+    return out
+
+
+def make_moving_squares(out_dir, per_class: int = 20, frames: int = 8, size: int = 16, gif: bool = False,
+                        seed: int = 0) -> Path:
+    """Image sequences for the frames modality: class = the direction a square moves (right, left, down, up).
+    gif=False: a folder of numbered PNG frames per clip (out/<class>/clip_000/00.png ...); gif=True: an animated
+    GIF per clip (out/<class>/clip_000.gif)."""
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    for name in DIRECTIONS:
+        (out / name).mkdir(parents=True, exist_ok=True)
+        for j in range(per_class):
+            ims = [Image.fromarray(a, "L") for a in moving_square_frames(name, rng, frames, size)]
+            if gif:
+                ims[0].save(out / name / f"clip_{j:03d}.gif", save_all=True, append_images=ims[1:], duration=80,
+                            loop=0)
+            else:
+                clip = out / name / f"clip_{j:03d}"
+                clip.mkdir(exist_ok=True)
+                for t, im in enumerate(ims):
+                    im.save(clip / f"{t:02d}.png")
+    return out

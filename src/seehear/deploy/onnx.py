@@ -1,7 +1,8 @@
 """Export a run's whole Recognizer — front end included — to ONNX, and check it against PyTorch.
 
-The exported graph takes what `predict` takes: uint8 pixels [B, C, H, W] for images, float32 samples [B, S] at the
-run's sample rate for audio; it returns logits [B, K]. The batch axis is dynamic.
+The exported graph takes what `predict` takes: uint8 pixels [B, C, H, W] for images ([B, T, C, H, W] for image
+sequences), float32 samples [B, S] at the run's sample rate for audio; it returns logits [B, K]. The batch axis is
+dynamic.
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def example_input(meta_input: dict, batch: int = 2, seed: int = 0) -> torch.Tens
     if meta_input["modality"] == "image":
         c, s = meta_input["channels"], meta_input["size"]
         return torch.randint(0, 256, (batch, c, s, s), dtype=torch.uint8, generator=g)
+    if meta_input["modality"] == "frames":  # image sequences: uint8 [B, T, C, H, W]
+        t, c, s = meta_input["frames"], meta_input["channels"], meta_input["size"]
+        return torch.randint(0, 256, (batch, t, c, s, s), dtype=torch.uint8, generator=g)
     return 0.1 * torch.randn(batch, meta_input["num_samples"], generator=g)
 
 

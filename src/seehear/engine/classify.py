@@ -45,8 +45,10 @@ class ClassifyModule(TrainModule):
         return self.augment(x, True, generator)
 
     def augment(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-        from seehear.features.augment import augment_images, augment_waves
+        from seehear.features.augment import augment_images, augment_sequences, augment_waves
 
+        if self.model.modality == "frames":  # one flip / translation per sequence, the same for all its frames
+            return augment_sequences(x, self._augment_cfg, generator) if train else x
         if self.model.modality == "audio":
             x = pcm_to_float(x)
             return augment_waves(x, self._augment_cfg, self.cfg.audio.sample_rate, generator) if train else x

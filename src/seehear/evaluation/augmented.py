@@ -1,5 +1,5 @@
 """What the model was trained on: a grid of augmented training examples (augmented.png; for audio, their log-mel
-spectrograms) and, for audio, a couple of augmented clips (augmented_1.wav ...), written into the run folder at the
+spectrograms; for image sequences, each clip's frames side by side) and, for audio, a couple of augmented clips (augmented_1.wav ...), written into the run folder at the
 end of training so that the report shows them. The batch goes through the training augmentation of the run's
 settings (features/augment.py), with mixup / CutMix when they are on, from a fixed seed.
 """
@@ -14,7 +14,7 @@ import torch
 from seehear.atomic import atomic_write
 from seehear.config import RunConfig
 from seehear.data.decode import pcm_to_float
-from seehear.features.augment import augment_images, augment_waves, cutmix, mixup
+from seehear.features.augment import augment_images, augment_sequences, augment_waves, cutmix, mixup
 
 COLUMNS = 8  # examples per row; the first row shows them as stored, the next ones augmented
 AUGMENTED_ROWS = 3
@@ -65,11 +65,13 @@ def write_augmented_examples(x: torch.Tensor, y: torch.Tensor, labels: list[str]
     idx = _pick(y, COLUMNS, cfg.train.seed)
     xs, ys = x[idx], y[idx]
     g = torch.Generator().manual_seed(cfg.train.seed * 7 + 3)
-    rows = [(xs if modality == "image" else pcm_to_float(xs), torch.nn.functional.one_hot(ys, len(labels)).float())]
+    rows = [(xs if modality != "audio" else pcm_to_float(xs), torch.nn.functional.one_hot(ys, len(labels)).float())]
     warps = [None]  # audio with augment.vtlp: each augmented clip's filterbank warp, as the Recognizer draws it
     for _ in range(AUGMENTED_ROWS):
         if modality == "image":
             aug = augment_images(xs, cfg.augment, g)
+        elif modality == "frames":  # image sequences: one draw per clip
+            aug = augment_sequences(xs, cfg.augment, g)
         else:
             aug = augment_waves(pcm_to_float(xs), cfg.augment, cfg.audio.sample_rate, g)
         rows.append(_mixed(aug, ys, cfg, len(labels), g))
@@ -83,7 +85,7 @@ def write_augmented_examples(x: torch.Tensor, y: torch.Tensor, labels: list[str]
             warps.append(None)
 
     n = len(idx)
-    fig = Figure(figsize=(1.6 * n, 1.8 * len(rows)), dpi=100)
+    fig = Figure(figsize=(1.6 * n * (2 if modality == "frames" else 1), 1.8 * len(rows)), dpi=100)
     FigureCanvasAgg(fig)
     axes = np.atleast_2d(fig.subplots(len(rows), n, squeeze=False))
     spec = None
@@ -95,8 +97,9 @@ def write_augmented_examples(x: torch.Tensor, y: torch.Tensor, labels: list[str]
         for c in range(n):
             ax = axes[r, c]
             ax.set_xticks([]), ax.set_yticks([])
-            if modality == "image":
-                img = batch[c].float().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+            if modality in ("image", "frames"):
+                one = batch[c] if modality == "image" else batch[c].permute(1, 2, 0, 3).flatten(2)  # frames in a row
+                img = one.float().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
                 ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
                           vmin=0, vmax=255, interpolation="nearest")
             else:

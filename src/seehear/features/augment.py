@@ -51,6 +51,29 @@ def augment_images(x: torch.Tensor, cfg, generator: torch.Generator | None = Non
     return x
 
 
+def augment_sequences(x: torch.Tensor, cfg, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Image sequences [B, T, C, H, W]: augment_images with one draw per sequence, the same flip, translation and
+    cutout for all its frames (independent per-frame jitter would add motion that is not there). The frames are
+    folded into the channel axis, where augment_images treats every channel of a sample alike."""
+    b, t, c, h, w = x.shape
+    return augment_images(x.reshape(b, t * c, h, w), cfg, generator).reshape(b, t, c, h, w)
+
+
+def check_frames_settings(cfg) -> None:
+    """ConfigError for the settings image sequences cannot use (a RunConfig): per-image policies and CutMix would
+    treat frames as channels, and FGSM / FixMatch know pixels and waves only."""
+    from seehear.errors import ConfigError
+
+    a = cfg.augment
+    bad = [n for n, on in (("augment.policy", a.policy != "none"), ("augment.resized_crop", bool(a.resized_crop)),
+                           ("augment.color_jitter", bool(a.color_jitter)), ("augment.cutmix", a.cutmix > 0),
+                           ("train.adversarial", cfg.train.adversarial != "none"),
+                           ("data.unlabelled", bool(cfg.data.unlabelled))) if on]
+    if bad:
+        raise ConfigError(f"image sequences (modality frames) cannot use {', '.join(bad)} yet; leave "
+                          f"{'it' if len(bad) == 1 else 'them'} off (flip, crop_pad, cutout and mixup work)")
+
+
 def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Cutout (DeVries & Taylor 2017): blank one size x size square per image at a random centre (squares may run
     off the edge, so that edge pixels are hidden as often as the rest). The square takes the batch's per-channel

@@ -1,7 +1,8 @@
 """A Recognizer is the whole trained thing: front end + backbone + the label names.
 
-It takes raw input — uint8 pixels [B,C,H,W] or waveform samples [B,S] (float, or int16 as cached) — so prediction,
-export and serving never re-implement feature extraction, and the front end runs batched on the model's device.
+It takes raw input — uint8 pixels [B,C,H,W], image sequences [B,T,C,H,W] or waveform samples [B,S] (float, or
+int16 as cached) — so prediction, export and serving never re-implement feature extraction, and the front end runs
+batched on the model's device.
 """
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ def input_spec(cfg: RunConfig, modality: str) -> dict:
     if modality == "image":
         return {"modality": "image", "channels": cfg.image.channels, "size": cfg.image.size,
                 "resize": cfg.image.resize, "dtype": "uint8"}
+    if modality == "frames":
+        return {"modality": "frames", "frames": cfg.frames.count, "channels": cfg.image.channels,
+                "size": cfg.image.size, "resize": cfg.image.resize, "dtype": "uint8"}
     from seehear.features.audio import num_frames
 
     a = cfg.audio
@@ -118,6 +122,15 @@ def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stat
         stats = norm_stats or {"mean": [0.5] * c, "std": [0.25] * c}
         frontend = ImageNormalize(stats["mean"], stats["std"])
         in_ch, size = c, (cfg.image.size, cfg.image.size)
+    elif modality == "frames":  # image sequences: the image front end normalises each frame ([B,T,C,H,W] broadcasts)
+        from seehear.features.augment import check_frames_settings
+        from seehear.features.image import ImageNormalize
+
+        check_frames_settings(cfg)
+        c = cfg.image.channels
+        stats = norm_stats or {"mean": [0.5] * c, "std": [0.25] * c}
+        frontend = ImageNormalize(stats["mean"], stats["std"])
+        in_ch, size = c, (cfg.frames.count, cfg.image.size, cfg.image.size)
     else:
         from seehear.features.audio import build_audio_frontend
         from seehear.features.augment import SpecAugment

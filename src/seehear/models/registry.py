@@ -6,6 +6,7 @@ maps that input to logits [B, num_classes]:
 
     image models:  x [B, C, H, W] float (already normalised)
     audio models:  x [B, 1, F, T] float (log-mel or MFCC, F bands by T frames)
+    frames models: x [B, T, C, H, W] float (image sequences, each frame normalised); input_size is (T, H, W)
 
 Transcription models (task="transcribe", models/asr) map features and their lengths to per-frame unit logits:
 `forward(x [B, 1, F, T], lengths [B]) -> (logits [B, T', V], out_lengths [B])`, V = CTC units incl. blank.
@@ -50,7 +51,7 @@ def register_model(name: str, modality: str, description: str = "", sequence: bo
     """Decorator: `@register_model("resnet8", "image", "...")` above `def factory(num_classes, in_channels,
     input_size, **kwargs) -> nn.Module`. `defaults` are the settings the family is tuned with (as timm's
     pretrained configs): applied to every build, under the model.kwargs of the run."""
-    if modality not in ("image", "audio"):
+    if modality not in ("image", "audio", "frames"):
         raise ValueError(modality)
 
     def deco(fn):

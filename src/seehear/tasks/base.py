@@ -57,6 +57,16 @@ class Task:
     def load(self, data, label_pattern: str | None) -> Source:
         raise NotImplementedError
 
+    def load_as(self, data, label_pattern: str | None, modality: str) -> Source:
+        """`load` when the run names its modality (--modality, config `modality`; auto: detected). A task that
+        reads one kind of data only checks that it got it."""
+        source = self.load(data, label_pattern)
+        if modality not in ("auto", source.modality):
+            from seehear.errors import ConfigError
+
+            raise ConfigError(f"--modality {modality}: the {self.name} task reads {data} as {source.modality}")
+        return source
+
     def resolve(self, source: Source, user: dict, overrides: Sequence[str]) -> tuple[RunConfig, str]:
         raise NotImplementedError
 
@@ -96,10 +106,11 @@ def train_task(task: Task, data, out, *, config=None, named: dict | None = None,
             cfg = RunConfig.from_yaml(out / "config.yaml", complete=True)
             meta_path = out / "meta.json"
             recipe = read_json(meta_path).get("recipe", "?") if meta_path.is_file() else "?"
-            source = task.load(data, cfg.data.label_pattern)
+            source = task.load_as(data, cfg.data.label_pattern, cfg.modality)
         else:
             user = deep_merge(user_settings(config), named or {})
-            source = task.load(data, (user.get("data") or {}).get("label_pattern"))
+            source = task.load_as(data, (user.get("data") or {}).get("label_pattern"),
+                                  requested_modality(user, overrides))
             cfg, recipe = task.resolve(source, user, overrides)
             cfg.task = task.name
             pick_devices(cfg, pick_device(cfg))  # more devices than the machine has: say so before any work
@@ -129,6 +140,12 @@ def train_task(task: Task, data, out, *, config=None, named: dict | None = None,
 
         write_report(out)
     return TrainResult(out, metrics.get(split, {}) if isinstance(metrics.get(split), dict) else metrics, meta)
+
+
+def requested_modality(user: dict, overrides: Sequence[str]) -> str:
+    """The modality a train call names (--set modality=..., else the config's), or auto."""
+    named = [a.split("=", 1)[1].strip() for a in overrides if a.split("=", 1)[0].strip() == "modality"]
+    return named[-1] if named else (user.get("modality") or "auto")
 
 
 def task_of(config, overrides: Sequence[str], out: Path, resume: bool, tasks: Sequence[str]) -> str:

@@ -16,6 +16,7 @@ import torch
 from seehear.atomic import write_json
 from seehear.config import RunConfig
 from seehear.data.cache import decode_all
+from seehear.data.frames import length_summary
 from seehear.data.groups import column_values, group_counts, group_names
 from seehear.data.records import Source
 from seehear.data.sources import list_files, load_source, require_trainable
@@ -34,6 +35,8 @@ CHUNK = 512  # files decoded at a time by evaluate and predict
 def auto_settings(source: Source) -> tuple[str, dict]:
     """Recipe and input settings read off a sample of the data (user settings still win over these)."""
     recs = source.records[:: max(1, len(source.records) // 64)][:64]
+    if source.modality == "frames":
+        return pick_recipe("frames"), {}
     if source.modality == "image":
         from PIL import Image
 
@@ -107,7 +110,10 @@ class Classify(Task):
     name = "classify"
 
     def load(self, data, label_pattern):
-        source = load_source(data, label_pattern=label_pattern)
+        return self.load_as(data, label_pattern, "auto")
+
+    def load_as(self, data, label_pattern, modality):
+        source = load_source(data, label_pattern=label_pattern, modality=modality)
         require_trainable(source)
         return source
 
@@ -150,10 +156,10 @@ class Classify(Task):
             raise DataError(f"no training examples could be decoded from {source.root} ({len(decoded.skipped)} "
                             f"files skipped; see `seehear data check {source.root}`)")
         norm = None
-        if source.modality == "image":
+        if source.modality in ("image", "frames"):
             from seehear.features.image import channel_stats
 
-            mean, std = channel_stats(parts["train"][0])
+            mean, std = channel_stats(parts["train"][0].flatten(0, -4))  # frames: every frame an image
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
         per_class = torch.bincount(parts["train"][1], minlength=len(labels))
@@ -172,6 +178,8 @@ class Classify(Task):
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
                                              "leakage": len(leaks),
                                              "train_per_class": dict(zip(labels, per_class.tolist()))}}
+        if decoded.lengths is not None:  # image sequences: how many were sampled down or padded to frames.count
+            meta["data"]["frames"] = length_summary(decoded.lengths, cfg.frames.count)
         if train_groups is not None:
             meta["data"]["train_per_group"] = {"column": cfg.train.group_by or "group", "counts": group_counts(names)}
         if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
@@ -253,7 +261,8 @@ def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | N
     from seehear.evaluation import compute_metrics, plot_confusion
 
     loaded = rf.load_run(run)
-    source = load_source(data, label_pattern=label_pattern or loaded.cfg.data.label_pattern)
+    source = load_source(data, label_pattern=label_pattern or loaded.cfg.data.label_pattern,
+                         modality="frames" if loaded.modality == "frames" else "auto")
     unknown = sorted(set(source.labels) - set(loaded.labels))
     if unknown:
         raise DataError(f"{data} has labels the model never learned: {', '.join(unknown[:10])}; "
@@ -291,7 +300,7 @@ def predict(run, inputs, *, top_k_labels: int = 3, progress: bool = False) -> li
     """Top-k labels with probabilities for files or folders of files; unreadable files get an `error` entry."""
     loaded = rf.load_run(run)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
-    source = list_files(paths)
+    source = list_files(paths, "frames" if loaded.modality == "frames" else "auto")  # frames: a folder is a clip
     set_threads(loaded.cfg)
     from seehear.tasks.fewshot import load_prototypes, prototype_probs
 
