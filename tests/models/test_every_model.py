@@ -11,6 +11,7 @@ from seehear.models import create_model, get_spec, list_models
 NUM_CLASSES = 5
 IMAGE_SIZE = (32, 32)
 AUDIO_SIZE = (40, 101)
+FRAMES = 8
 
 ALL = [s.name for s in list_models(task="classify")]  # transcription models: test_asr_models.py
 
@@ -31,13 +32,14 @@ def _forward_backward(model, x):
     _check_grads(model)
 
 
-def _roundtrip(name, model, x, tmp_path, **create_kwargs):
+def _roundtrip(name, model, x, tmp_path, size=None, **create_kwargs):
     model.eval()
     with torch.no_grad():
         ref = model(x)
     path = tmp_path / "w.safetensors"
     save_file(model.state_dict(), str(path))
-    fresh = create_model(name, NUM_CLASSES, x.shape[1], tuple(x.shape[-2:]), **create_kwargs)
+    channels = x.shape[2] if x.dim() == 5 else x.shape[1]
+    fresh = create_model(name, NUM_CLASSES, channels, size or tuple(x.shape[-2:]), **create_kwargs)
     fresh.load_state_dict(load_file(str(path)))
     fresh.eval()
     with torch.no_grad():
@@ -48,7 +50,8 @@ def test_registry_has_every_family():
     names = set(ALL)
     for n in ["small_cnn", "resnet8", "resnet20", "fastnet", "timm/resnet18", "timm/mobilenetv3_small_100",
               "timm/mobilenetv3_large_100", "timm/efficientnet_b0", "timm/vit_tiny_patch16_224", "bcresnet1",
-              "bcresnet3", "bcresnet8", "tcresnet8", "tcresnet14", "cnn_lstm", "lstm", "kwt_tiny", "conformer_tiny"]:
+              "bcresnet3", "bcresnet8", "tcresnet8", "tcresnet14", "cnn_lstm", "lstm", "kwt_tiny", "conformer_tiny",
+              "cnn_lstm_frames", "frames_transformer", "frames_mean"]:
         assert n in names
     for s in list_models("audio"):
         if s.name.startswith(("lstm", "cnn_lstm", "kwt", "conformer")):
@@ -60,7 +63,15 @@ def test_registry_has_every_family():
 def test_model_forward_backward_roundtrip(name, tmp_path):
     torch.manual_seed(0)
     spec = get_spec(name)
-    if spec.modality == "image":
+    if spec.modality == "frames":  # image sequences [B, T, C, H, W]; input_size is (T, H, W)
+        for ch in (1, 3):
+            model = create_model(name, NUM_CLASSES, ch, (FRAMES, 16, 16))
+            x = torch.randn(2, FRAMES, ch, 16, 16)
+            _forward_backward(model, x)
+        _roundtrip(name, model, x, tmp_path, size=(FRAMES, 16, 16))
+        # another frame count and image size than built for still work (positions stretched over time)
+        _forward_backward(create_model(name, NUM_CLASSES, 1, (FRAMES, 16, 16)), torch.randn(2, 3, 1, 24, 24))
+    elif spec.modality == "image":
         for ch in (1, 3):
             model = create_model(name, NUM_CLASSES, ch, IMAGE_SIZE)
             x = torch.randn(2, ch, *IMAGE_SIZE)

@@ -11,6 +11,7 @@ import soundfile as sf
 from PIL import Image
 
 from seehear.config import DataConfig
+from seehear.data.frames import sequence_info
 from seehear.data.sources import load_source
 from seehear.data.splits import content_digests
 from seehear.errors import CorruptFileError
@@ -38,8 +39,10 @@ def check_data(path, *, label_pattern=None, modality="auto") -> dict:
     rep["unreadable"] = [{"key": recs[i].key, "reason": info["error"]} for i, info in enumerate(infos)
                          if "error" in info]
     ok = [info for info in infos if "error" not in info]
-    rep["images" if src.modality == "image" else "audio"] = (_image_stats if src.modality == "image"
-                                                             else _audio_stats)(ok)
+    rep["images" if src.modality in ("image", "frames") else "audio"] = (
+        _image_stats if src.modality in ("image", "frames") else _audio_stats)(ok)
+    if src.modality == "frames":  # image sequences: their frame sizes above, their lengths here
+        rep["frames"] = _spread([f["frames"] for f in ok])
 
     groups = defaultdict(list)
     for i, d in content_digests(recs).items():
@@ -60,7 +63,7 @@ def _scan(recs, modality) -> list[dict]:
         shapes = {p: read_idx(p).shape for p in {r.path for r in recs}}
         return [{"width": shapes[r.path][2], "height": shapes[r.path][1], "mode": "L", "format": "IDX"}
                 for r in recs]
-    fn = _image_facts if modality == "image" else _audio_facts
+    fn = {"image": _image_facts, "frames": _sequence_facts}.get(modality, _audio_facts)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(pool.map(lambda r: fn(r.path), recs))
 
@@ -77,6 +80,13 @@ def _image_facts(path) -> dict:
         return facts
     except Exception as e:  # noqa: BLE001 - any failure here is what the report is for
         return {"error": f"{type(e).__name__}: {e}"}
+
+
+def _sequence_facts(path) -> dict:
+    try:
+        return sequence_info(path)
+    except CorruptFileError as e:
+        return {"error": e.reason}
 
 
 def _audio_facts(path) -> dict:
@@ -177,6 +187,9 @@ def format_report(report: dict) -> str:
         sz = lambda k: f"{im['width'][k]}x{im['height'][k]}"  # noqa: E731
         lines += ["", f"image size  min {sz('min')}  median {sz('median')}  max {sz('max')}",
                   "modes       " + ", ".join(f"{k} {v}" for k, v in im["modes"].items())]
+    if r.get("frames"):
+        f = r["frames"]
+        lines.append(f"frames      min {f['min']}  median {f['median']}  max {f['max']} per example")
     if au and au["duration"]:
         d = au["duration"]
         lines += ["", f"duration    min {d['min']:.2f}s  median {d['median']:.2f}s  max {d['max']:.2f}s",

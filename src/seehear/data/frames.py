@@ -33,11 +33,13 @@ def frame_files(folder: Path) -> list[Path]:
                    and f.suffix.lower() in IMAGE_EXTS), key=lambda f: natural_key(f.name))
 
 
-def is_animated(path) -> bool:
+def is_still(path) -> bool:
+    """A readable image of one frame (a still GIF); False for animations and for files that cannot be read (the
+    decoder reports those: one damaged file must not turn a set of clips into still images)."""
     try:
         with Image.open(path) as im:
-            return bool(getattr(im, "is_animated", False))
-    except Exception:  # an unreadable file is reported by the decoder
+            return not getattr(im, "is_animated", False)
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -60,7 +62,7 @@ def class_sequences(class_dir: Path, explicit: bool) -> tuple[list[Path], int] |
     if not explicit:
         if others or len(seqs_dirs) < len(folders) or not (seqs_dirs or anim):
             return None
-        if not all(is_animated(f) for f in anim[:_PROBE]):  # still GIFs are images
+        if any(is_still(f) for f in anim[:_PROBE]):  # still GIFs are images
             return None
     return sorted(seqs_dirs + anim, key=lambda e: natural_key(e.name)), others
 
@@ -92,7 +94,7 @@ def all_sequences(records: list[Record]) -> bool:
     if not records or any(r.member is not None or not is_sequence(r.path) for r in records):
         return False
     files = [r.path for r in records if not Path(r.path).is_dir()]
-    return all(is_animated(f) for f in files[:_PROBE])
+    return not any(is_still(f) for f in files[:_PROBE])
 
 
 def find_sequences(p: Path) -> list[Path]:
@@ -109,6 +111,40 @@ def find_sequences(p: Path) -> list[Path]:
         elif e.suffix.lower() in ANIMATED_EXTS:
             out.append(e)
     return out
+
+
+def sequence_info(path) -> dict:
+    """Header facts of one sequence, nothing decoded: width, height, mode, format, frames. CorruptFileError when it
+    cannot be read or its frames differ in size (what decoding would refuse)."""
+    p = Path(path)
+    if p.is_dir():
+        files = frame_files(p)
+        if not files:
+            raise CorruptFileError(str(p), "frame folder holds no images")
+        infos = []
+        for f in files:
+            try:
+                infos.append(image_info(str(f)))
+            except CorruptFileError as e:
+                raise CorruptFileError(str(p), f"frame {f.name}: {e.reason}") from None
+        _same_size(p, [(i["width"], i["height"]) for i in infos])
+        return {**infos[0], "frames": len(files)}
+    try:
+        with Image.open(p) as im:
+            return {"width": im.size[0], "height": im.size[1], "mode": im.mode, "format": im.format,
+                    "frames": int(getattr(im, "n_frames", 1))}
+    except Exception as e:  # noqa: BLE001
+        raise CorruptFileError(str(p), f"not a readable animation: {type(e).__name__}: {e}") from None
+
+
+def _same_size(d: Path, sizes: list[tuple[int, int]]) -> None:
+    count: dict[tuple[int, int], int] = {}
+    for wh in sizes:
+        count[wh] = count.get(wh, 0) + 1
+    if len(count) > 1:
+        listed = ", ".join(f"{w}x{h} ({n} frame{'s' * (n > 1)})" for (w, h), n in sorted(count.items()))
+        raise CorruptFileError(str(d), f"frame folder mixes frame sizes: {listed}; give every frame of a clip "
+                                       f"one size")
 
 
 # --- decoding ----------------------------------------------------------------------------------------------------
@@ -136,17 +172,14 @@ def _decode_folder(d: Path, count, size, channels, resize, max_pixels):
         raise CorruptFileError(str(d), f"frame folder cannot be read: {e}") from None
     if not files:
         raise CorruptFileError(str(d), "frame folder holds no images")
-    sizes: dict[tuple[int, int], int] = {}
+    sizes = []
     for f in files:
         try:
             i = image_info(str(f))
         except CorruptFileError as e:
             raise CorruptFileError(str(d), f"frame {f.name}: {e.reason}") from None
-        sizes[(i["width"], i["height"])] = sizes.get((i["width"], i["height"]), 0) + 1
-    if len(sizes) > 1:
-        listed = ", ".join(f"{w}x{h} ({n} frame{'s' * (n > 1)})" for (w, h), n in sorted(sizes.items()))
-        raise CorruptFileError(str(d), f"frame folder mixes frame sizes: {listed}; give every frame of a clip "
-                                       f"one size")
+        sizes.append((i["width"], i["height"]))
+    _same_size(d, sizes)
     out = torch.empty((count, channels, size, size), dtype=torch.uint8)
     done: dict[int, int] = {}
     for t, i in enumerate(sample_indices(len(files), count)):

@@ -68,6 +68,9 @@ def explain(run, files, *, method: str = "gradcam", out, progress: bool = False)
     loaded = load_run(run)
     if loaded.meta.get("task", "classify") != "classify":
         raise RunError(f"{run} is a {loaded.meta.get('task')} run; explanations are for classification runs")
+    if loaded.modality == "frames":
+        raise RunError(f"{run} recognises image sequences: trust reports and explanations are for images and audio "
+                       f"so far (its report.html and metrics.json hold its accuracy)")
     source = list_files([str(f) for f in ([files] if isinstance(files, (str, Path)) else files)])
     if source.modality != loaded.modality:
         raise InputMismatchError(f"{run} recognises {loaded.modality}, but the input is {source.modality}: give "

@@ -82,6 +82,9 @@ def trust_report(run, data, *, robustness: bool = False, adversarial: bool = Fal
     run_dir = loaded.run_dir
     if loaded.meta.get("task", "classify") != "classify":
         raise RunError(f"{run} is a {loaded.meta.get('task')} run; `seehear report` measures classification runs")
+    if loaded.modality == "frames":
+        raise RunError(f"{run} recognises image sequences: trust reports and explanations are for images and audio "
+                       f"so far (its report.html and metrics.json hold its accuracy)")
     source = load_source(data, label_pattern=label_pattern or loaded.cfg.data.label_pattern)
     if source.modality != loaded.modality:
         raise InputMismatchError(f"{run} recognises {loaded.modality}, but {data} holds {source.modality}")
