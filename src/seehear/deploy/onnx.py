@@ -38,6 +38,16 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, check: bool 
     model = run.model.eval()
 
     def write(tmp: str) -> None:
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        # Transformer layers in eval take a fused kernel (_transformer_encoder_layer_fwd) that has no ONNX mapping;
+        # the plain path computes the same and exports.
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            export(tmp)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+
+    def export(tmp: str) -> None:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             # The TorchScript-based exporter: mature for these conv/LSTM/attention graphs and quick on CPU.

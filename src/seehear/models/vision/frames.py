@@ -21,20 +21,30 @@ from seehear.models.vision.small_cnn import conv_bn_relu
 
 
 class FrameEncoder(nn.Module):
-    """[N, C, H, W] -> [N, dim]: three conv-BN-ReLU blocks (widths w, 2w, 2w), two 2x max-pools, an adaptive
-    average pool to grid x grid and a linear projection of that map."""
+    """[N, C, H, W] -> [N, dim]: three conv-BN-ReLU blocks (widths w, 2w, 2w), two 2x max-pools, an average pool
+    to grid x grid and a linear projection of that map."""
 
-    def __init__(self, in_channels: int, width: int = 16, dim: int = 64, grid: int = 4):
+    def __init__(self, in_channels: int, width: int = 16, dim: int = 64, grid: int = 4, size=(32, 32)):
         super().__init__()
         w = int(width)
+        self.grid = int(grid)
         self.features = nn.Sequential(conv_bn_relu(in_channels, w), nn.MaxPool2d(2, ceil_mode=True),
                                       conv_bn_relu(w, 2 * w), nn.MaxPool2d(2, ceil_mode=True),
                                       conv_bn_relu(2 * w, 2 * w))
-        self.pool = nn.AdaptiveAvgPool2d(grid)
-        self.project = nn.Sequential(nn.Linear(2 * w * grid * grid, dim), nn.ReLU(inplace=True))
+        # the map size of the built input: pooled with a fixed kernel (what ONNX exports with a dynamic batch,
+        # which adaptive pooling is not), adaptively for other sizes
+        self.map = tuple(-(-int(s) // 4) for s in size)
+        self.fixed = all(m % self.grid == 0 for m in self.map)
+        self.project = nn.Sequential(nn.Linear(2 * w * self.grid * self.grid, dim), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.pool(self.features(x)).flatten(1))
+        f = self.features(x)
+        if self.fixed and tuple(f.shape[-2:]) == self.map:
+            k = (self.map[0] // self.grid, self.map[1] // self.grid)
+            f = F.avg_pool2d(f, k) if k != (1, 1) else f
+        else:
+            f = F.adaptive_avg_pool2d(f, self.grid)
+        return self.project(f.flatten(1))
 
 
 class FramesClassifier(nn.Module):
@@ -49,8 +59,9 @@ class FramesClassifier(nn.Module):
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
         frames = int(input_size[0]) if len(input_size) == 3 else 16
+        size = tuple(input_size[-2:])
         self.temporal, self.pool_mode, self.embed_dim = temporal, pool, dim
-        self.encoder = FrameEncoder(in_channels, width, dim, grid)
+        self.encoder = FrameEncoder(in_channels, width, dim, grid, size)
         self.drop = nn.Dropout(dropout)
         out = dim
         if temporal == "lstm":
@@ -74,8 +85,8 @@ class FramesClassifier(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, C, H, W] -> frame embeddings [B, T, dim] (one CNN for all frames: the batch and time axes are
         folded together)."""
-        b, t = x.shape[:2]
-        return self.encoder(x.flatten(0, 1)).unflatten(0, (b, t))
+        t = x.shape[1]
+        return self.encoder(x.flatten(0, 1)).reshape(-1, t, self.embed_dim)  # -1: the batch axis stays dynamic
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
