@@ -19,7 +19,9 @@ class EncoderClassifier(nn.Module):
         self.acoustic = acoustic
         self.classifier = nn.Linear(dim, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 1, F, T], every clip the same length
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, F, T], every clip the same length
+        if x.shape[1] != 1:  # the speech encoders read one feature plane
+            x = x.mean(1, keepdim=True)
         lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
         h, _ = self.acoustic.encode(x, lengths)
         return self.classifier(h.mean(1))
@@ -33,5 +35,5 @@ def ssl_encoder(num_classes: int, in_channels: int, input_size, encoder: str = "
     if get_spec(encoder).task != "transcribe":
         raise ConfigError(f"ssl_encoder: encoder {encoder!r} is not a transcription model (conformer_ctc_tiny, "
                           f"conformer_ctc, transformer_ctc, bilstm_ctc, lstm_ctc_stream)")
-    acoustic = create_model(encoder, num_classes=1, in_channels=in_channels, input_size=input_size, **kwargs)
+    acoustic = create_model(encoder, num_classes=1, in_channels=1, input_size=input_size, **kwargs)
     return EncoderClassifier(acoustic, int(acoustic.embed_dim), num_classes)
