@@ -89,7 +89,7 @@ def classify(data: Path, out: Path, seconds: float, from_run: Path | None) -> di
 def transcribe(data: Path, out: Path, seconds: float, from_run: Path | None) -> dict:
     import seehear
 
-    r = seehear.train(str(data / "train"), str(out), task="transcribe", overwrite=True, progress=False,
+    r = seehear.train(str(data), str(out), task="transcribe", overwrite=True, progress=False,
                       from_run=str(from_run) if from_run else None,
                       overrides=[*COMMON, *FEATURES, f"model.name={ENCODER}", f"train.time_budget={seconds}",
                                  "transcribe.decoder=greedy", "transcribe.tune_decoding=false",
