@@ -187,6 +187,18 @@ class SpeakerConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Self-supervised pretraining (task: pretrain). Audio: BEST-RQ targets and masking (engine/bestrq.py)."""
+    method: Literal["auto", "simclr", "masked", "contrastive"] = "auto"  # auto: simclr (images), masked (audio)
+    codebook_size: int = 512  # frozen random codebook entries (the targets' classes; chance = 1 / this)
+    codebook_dim: int = 16
+    mask_prob: float = 0.4  # share of each recording's frames masked
+    mask_frames: int = 8  # length of a masked span in feature frames (rounded to whole encoder frames)
+    noise_std: float = 0.1  # masked frames become N(0, noise_std) noise (features are normalised)
+    temperature: float = 0.1  # contrastive: InfoNCE temperature
+
+
+@dataclass
 class RunConfig:
     task: Literal["classify", "transcribe", "speakers", "synthesize", "pretrain"] = "classify"  # synthesize: a GAN
     modality: Literal["auto", "image", "audio"] = "auto"
@@ -198,6 +210,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     # --- (de)serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:

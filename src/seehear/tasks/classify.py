@@ -7,6 +7,7 @@ memory stays bounded however many files they are given.
 from __future__ import annotations
 
 import statistics
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -63,20 +64,6 @@ def auto_settings(source: Source) -> tuple[str, dict]:
     return pick_recipe("audio"), auto
 
 
-def _only_unset(defaults: dict, user: dict, overrides: Sequence[str]) -> dict:
-    """`defaults` without the settings the user gave (in the config or as --set section.key=...)."""
-    given = {a.split("=", 1)[0].strip() for a in overrides}
-    out: dict = {}
-    for section, values in defaults.items():
-        mine = user.get(section) or {}
-        keep = {k: v for k, v in values.items() if k not in mine and f"{section}.{k}" not in given}
-        if section == "model" and ("name" in mine or "model.name" in given):
-            keep.pop("kwargs", None)  # another architecture: the source's kwargs would not fit it
-        if keep:
-            out[section] = keep
-    return out
-
-
 def _unlabelled(cfg: RunConfig, modality: str, progress: bool) -> tuple[torch.Tensor, list]:
     """Semi-supervised (`--unlabelled DIR`): its files decoded as the labelled ones, for engine/fixmatch.py."""
     from seehear.tasks.label import require_unlabelled
@@ -116,13 +103,13 @@ class Classify(Task):
         cfg = resolve(recipe, deep_merge(auto, user), list(overrides))
         cfg.modality = source.modality
         if cfg.model.init_from:  # transfer: the source's architecture and input form, unless the user set them
-            from seehear.engine.transfer import check_modality, source_defaults, source_meta
+            from seehear.engine.transfer import check_modality, only_unset, source_defaults, source_meta
 
             src_meta = source_meta(cfg.model.init_from)
             check_modality(src_meta, source.modality, cfg.model.init_from)
             src = source_defaults(src_meta)
             merged = {**src, "model": {**src["model"], "init_from": cfg.model.init_from}}
-            cfg = resolve(recipe, deep_merge(deep_merge(auto, _only_unset(merged, user, overrides)), user),
+            cfg = resolve(recipe, deep_merge(deep_merge(auto, only_unset(merged, user, overrides)), user),
                           list(overrides))
             cfg.modality = source.modality
         return cfg, recipe
@@ -164,9 +151,13 @@ class Classify(Task):
             train_groups = torch.tensor([index[g] for g in names], dtype=torch.long)
         transfer = None
         if cfg.model.init_from:
-            from seehear.engine.transfer import init_from_run
+            from seehear.engine.transfer import init_from_run, pretrain_overlap
 
             transfer = init_from_run(net, cfg.model.init_from, cfg, source.modality)
+            note = pretrain_overlap(cfg.model.init_from, [records[i].key for i in splits.get("test") or splits.get("valid", [])])
+            if note:
+                print(f"warning: {note}", file=sys.stderr)
+                transfer["warning"] = note
         unlabelled, u_skipped = _unlabelled(cfg, source.modality, progress) if cfg.data.unlabelled else (None, [])
         meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
