@@ -187,6 +187,21 @@ class SpeakerConfig:
 
 
 @dataclass
+class SyntheticConfig:
+    """Classification: minority classes topped up with a GAN run's images (`train --synthetic RUN`,
+    engine/synthetic.py). Class c gets max(0, ceil(ratio * largest class count) - count_c) generated images, made
+    once at the start from the GAN's averaged generator, in the training split only: ratio 1 balances the classes,
+    0.5 lifts every class to half the largest, above 1 adds to every class."""
+    run: Optional[str] = None  # a `seehear synthesize` run folder; None = off
+    ratio: float = 1.0  # 0..10
+
+    def __post_init__(self):
+        if not 0.0 <= float(self.ratio) <= 10.0:
+            raise ConfigError(f"setting synthetic.ratio must be between 0 and 10 (1 = balance the classes), "
+                              f"got {self.ratio}")
+
+
+@dataclass
 class RunConfig:
     task: Literal["classify", "transcribe", "speakers", "synthesize", "pretrain"] = "classify"  # synthesize: a GAN
     modality: Literal["auto", "image", "audio"] = "auto"
@@ -198,6 +213,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     # --- (de)serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
