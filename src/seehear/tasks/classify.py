@@ -112,6 +112,13 @@ class Classify(Task):
             cfg = resolve(recipe, deep_merge(deep_merge(auto, only_unset(merged, user, overrides)), user),
                           list(overrides))
             cfg.modality = source.modality
+        if cfg.synthetic.run:  # a GAN run whose images fit, checked before anything is decoded
+            from seehear.engine.synthetic import check_fits
+
+            check_fits(cfg.synthetic, cfg, source.modality)
+            if cfg.train.sampler in GROUP_SAMPLERS:
+                raise ConfigError(f"synthetic.run and train.sampler={cfg.train.sampler} do not combine: generated "
+                                  f"images belong to no group")
         return cfg, recipe
 
     def prepare(self, source, cfg, out, resume, progress):
@@ -143,7 +150,13 @@ class Classify(Task):
             mean, std = channel_stats(parts["train"][0])
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
-        per_class = torch.bincount(parts["train"][1], minlength=len(labels))
+        per_class = torch.bincount(parts["train"][1], minlength=len(labels))  # real examples (meta.json)
+        synthetic = None
+        if cfg.synthetic.run:  # rare classes topped up with a GAN's images: the training tensor only
+            from seehear.engine.synthetic import top_up
+
+            xs, ys, synthetic = top_up(parts["train"][0], parts["train"][1], labels, cfg.synthetic, cfg.train.seed)
+            parts["train"] = (xs, ys, parts["train"][2])
         train_groups = None
         if group_values is not None:
             names = group_names([group_values[i] for i in parts["train"][2]])
@@ -166,11 +179,14 @@ class Classify(Task):
         if train_groups is not None:
             meta["data"]["train_per_group"] = {"column": cfg.train.group_by or "group", "counts": group_counts(names)}
         if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
-            shift = (cfg.train.posthoc_tau * log_prior(per_class)).tolist()
+            seen = torch.bincount(parts["train"][1], minlength=len(labels))  # the prior trained on, generated too
+            shift = (cfg.train.posthoc_tau * log_prior(seen)).tolist()
             net.set_logit_shift(shift)
             meta["logit_shift"] = shift
         if transfer:
             meta["transfer"] = transfer
+        if synthetic:
+            meta["synthetic"] = synthetic
         if unlabelled is not None:
             meta["data"]["unlabelled"] = {"folder": str(Path(cfg.data.unlabelled).resolve()), "used": len(unlabelled),
                                           "skipped": len(u_skipped)}
