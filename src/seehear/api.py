@@ -39,17 +39,20 @@ def train(data, out, *, config=None, task: str | None = None, model: str | None 
           time_budget: float | None = None, label_pattern: str | None = None, split_by: str | None = None,
           overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
           progress: bool = True, from_run: str | Path | None = None,
-          unlabelled: str | Path | None = None) -> TrainResult:
+          unlabelled: str | Path | None = None, synthetic: str | Path | None = None) -> TrainResult:
     """Train on DATA and write a complete run folder to OUT; returns its held-out metrics.
 
     The task (`task=`, config `task`, or `task=...` in overrides) picks what is learned: classify (a label per
     clip, the default), transcribe (speech to text) or speakers (speaker embeddings). from_run: a seehear run
     folder whose backbone starts this model (transfer); unlabelled: a folder of unlabelled files for
-    semi-supervised training (FixMatch)."""
+    semi-supervised training (FixMatch); synthetic: a GAN run (task synthesize) whose images top up the rare
+    classes of the training split (settings synthetic.ratio)."""
     overrides = ([f"task={task}"] if task else []) + list(overrides)
     extra = {"model": {"init_from": str(from_run)}} if from_run else {}
     if unlabelled:
         extra["data"] = {"unlabelled": str(unlabelled)}
+    if synthetic:
+        extra["synthetic"] = {"run": str(synthetic)}
     name = task_of(config, overrides, Path(out), resume, TASKS)
     return train_task(_task_module(name).TASK, data, out, config=config,
                       named=deep_merge(named_settings(model, epochs, time_budget, label_pattern, split_by), extra),

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                     "(transfer learning; see train.freeze_epochs and train.backbone_lr_scale)")
     tr.add_argument("--unlabelled", metavar="DIR", help="also learn from these unlabelled files (FixMatch-style "
                     "pseudo-labels; see train.fixmatch_threshold)")
+    tr.add_argument("--synthetic", metavar="GAN_RUN", help="top up the rare classes of the training split with this "
+                    "GAN run's images (`seehear synthesize`; see synthetic.ratio)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
@@ -119,7 +121,7 @@ def _cmd_train(a) -> int:
     r = train(a.data, a.out, config=a.config, task=a.task, model=a.model, epochs=a.epochs,
               time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by,
               overrides=parallel + a.overrides, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet,
-              from_run=a.from_run, unlabelled=a.unlabelled)
+              from_run=a.from_run, unlabelled=a.unlabelled, synthetic=a.synthetic)
     if r.meta.get("rank"):  # another data-parallel rank: rank 0 reports
         return 0
     from seehear.evaluation import format_metrics

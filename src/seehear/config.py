@@ -193,6 +193,39 @@ class SpeakerConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Self-supervised pretraining (task: pretrain). Audio: BEST-RQ targets and masking (engine/bestrq.py)."""
+    method: Literal["auto", "simclr", "masked", "contrastive"] = "auto"  # auto: simclr (images), masked (audio)
+    codebook_size: int = 512  # frozen random codebook entries (the targets' classes; chance = 1 / this)
+    codebook_dim: int = 16
+    mask_prob: float = 0.4  # share of each recording's frames masked
+    mask_frames: int = 8  # length of a masked span in feature frames (rounded to whole encoder frames)
+    noise_std: float = 0.1  # masked frames become N(0, noise_std) noise (features are normalised)
+    temperature: float = 0.1  # contrastive: InfoNCE temperature
+
+
+@dataclass
+class SyntheticConfig:
+    """Classification: minority classes topped up with a GAN run's images (`train --synthetic RUN`,
+    engine/synthetic.py). Class c gets max(0, ceil(ratio * largest class count) - count_c) generated images, made
+    once at the start from the GAN's averaged generator, in the training split only: ratio 1 balances the classes,
+    0.5 lifts every class to half the largest, above 1 adds to every class."""
+    run: Optional[str] = None  # a `seehear synthesize` run folder; None = off
+    ratio: float = 1.0  # 0..10
+
+    def __post_init__(self):
+        if not 0.0 <= float(self.ratio) <= 10.0:
+            raise ConfigError(f"setting synthetic.ratio must be between 0 and 10 (1 = balance the classes), "
+                              f"got {self.ratio}")
+
+
+# Sections every run's config.yaml has held; sections added since (pretrain, synthetic, ...) take their defaults when
+# an older run is resumed, so a new section never makes an existing run look damaged.
+REQUIRED_SECTIONS = {"task", "modality", "data", "audio", "image", "augment", "model", "train", "transcribe",
+                     "speakers"}
+
+
+@dataclass
 class RunConfig:
     task: Literal["classify", "transcribe", "speakers", "synthesize", "pretrain"] = "classify"  # synthesize: a GAN
     modality: Literal["auto", "image", "audio", "frames"] = "auto"  # frames: image sequences (data/frames.py)
@@ -205,6 +238,8 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     # --- (de)serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -233,7 +268,7 @@ class RunConfig:
         except PermissionError:
             raise ConfigError(f"{p} cannot be read (permission denied)") from None
         d = {} if d is None and not complete else d
-        if complete and not (isinstance(d, dict) and {f.name for f in dataclasses.fields(cls)} <= set(d)):
+        if complete and not (isinstance(d, dict) and REQUIRED_SECTIONS <= set(d)):
             raise ConfigError(f"{p} is incomplete or damaged (a run's config.yaml holds every setting); restore it "
                               f"from meta.json's config, or start the run again")
         if not isinstance(d, dict):

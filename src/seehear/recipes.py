@@ -138,6 +138,20 @@ RECIPES: dict[str, dict] = {
         "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "batch_size": 128, "epochs": 30,
                   "schedule": "cosine", "warmup_epochs": 1.0, "label_smoothing": 0.0},
     },
+    # Self-supervised speech pretraining (task: pretrain, BEST-RQ; `seehear pretrain AUDIO_DIR`): the features of
+    # the "asr" recipe (so the encoder starts transcription runs as is), a tiny Conformer (the default one takes ~5x
+    # the CPU time per step), masking in place of augmentation, AdamW with warm-up and a cosine decay.
+    "audio-ssl": {
+        "task": "pretrain",
+        "data": {"valid_fraction": 0.1, "test_fraction": 0.0},  # 10% of the files held out: masked accuracy
+        "model": {"name": "conformer_ctc_tiny"},
+        "audio": {"sample_rate": 16000, "features": "logmel", "n_mels": 80, "normalize": "utterance",
+                  "f_max": 8000.0},
+        "augment": {"time_shift": 0.0, "speed": None, "noise_snr_db": None, "noise_prob": 0.0, "freq_masks": 0,
+                    "time_masks": 0},
+        "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-3, "batch_size": 16, "epochs": 30,
+                  "schedule": "cosine", "warmup_fraction": 0.1, "label_smoothing": 0.0, "grad_clip": 5.0},
+    },
 }
 
 

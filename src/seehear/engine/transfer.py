@@ -7,6 +7,12 @@ SHA-256 of the weights it started from, so a result can be traced to exactly tho
 
 What trains when: `train.freeze_epochs` epochs with only the head learning, then everything, the backbone at
 `train.backbone_lr_scale` times the learning rate (engine/base_module.py applies both, using `head_parameters`).
+
+Speech encoders (a transcription run, or speech pretraining: `seehear pretrain AUDIO_DIR`) start a transcription
+run through `init_encoder`: everything but the unit-output layer, which stays fresh. They start a classification run
+as model `ssl_encoder` (models/audio/ssl_encoder.py: the encoder, mean pooling, a linear head). Either way the
+features must be made exactly as the source's (FEATURE_KEYS; a difference is named), and a test file the source was
+pretrained on is reported (`pretrain_overlap`).
 """
 from __future__ import annotations
 
@@ -20,12 +26,21 @@ from seehear.config import RunConfig
 from seehear.errors import ConfigError, RunError
 from seehear.models.registry import load_pretrained
 
+# The audio settings that make the features a speech encoder reads: all must match its source's.
+FEATURE_KEYS = ("sample_rate", "features", "n_mels", "n_mfcc", "n_fft", "win_length", "hop_length", "f_min", "f_max",
+                "normalize")
+
 
 def head_module(backbone: nn.Module) -> nn.Module | None:
-    """The classifier head: the registry's `classifier` attribute, else the last nn.Linear in the backbone."""
+    """The classifier head: the registry's `classifier` attribute, a Transcriber's unit-output layer, else the
+    last nn.Linear in the backbone."""
     head = getattr(backbone, "classifier", None)
     if isinstance(head, nn.Module):
         return head
+    if isinstance(getattr(backbone, "acoustic", None), nn.Module) and hasattr(backbone.acoustic, "head"):
+        from seehear.models.asr.common import output_layer
+
+        return output_layer(backbone.acoustic)
     linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
     return linears[-1] if linears else None
 
@@ -48,9 +63,23 @@ def source_meta(run_dir: str | Path) -> dict:
     return meta
 
 
-def source_defaults(meta: dict) -> dict:
-    """Settings the new run takes from its source unless the user set them: the architecture and input form."""
+def is_speech_encoder(meta: dict) -> bool:
+    """Whether a run's model is a transcription encoder (a transcribe run, or speech pretraining)."""
+    return meta["modality"] == "audio" and meta["config"].get("task") in ("transcribe", "pretrain")
+
+
+def source_defaults(meta: dict, task: str = "classify") -> dict:
+    """Settings the new run takes from its source unless the user set them: the architecture and input form. A
+    speech encoder gives a transcription run its model and a classification run model ssl_encoder around it."""
     cfg = meta["config"]
+    if is_speech_encoder(meta):
+        name, kwargs = cfg["model"]["name"], dict(cfg["model"].get("kwargs") or {})
+        sub = cfg["model"].get("subsample")
+        audio = {k: cfg["audio"][k] for k in FEATURE_KEYS}
+        if task == "transcribe":
+            return {"model": {"name": name, "kwargs": kwargs, "subsample": sub}, "audio": audio}
+        kwargs = {**kwargs, **({"subsample": sub} if sub is not None else {})}
+        return {"model": {"name": "ssl_encoder", "kwargs": {"encoder": name, **kwargs}}, "audio": audio}
     out = {"model": {"name": cfg["model"]["name"], "kwargs": dict(cfg["model"].get("kwargs") or {})}}
     if meta["modality"] == "image":
         out["image"] = {"size": cfg["image"]["size"], "channels": cfg["image"]["channels"]}
@@ -58,6 +87,32 @@ def source_defaults(meta: dict) -> dict:
         out["audio"] = {k: cfg["audio"][k] for k in ("sample_rate", "clip_seconds", "features", "n_mels", "n_mfcc",
                                                      "n_fft", "win_length", "hop_length")}
     return out
+
+
+def only_unset(defaults: dict, user: dict, overrides) -> dict:
+    """`defaults` without the settings the user gave (in the config or as --set section.key=...)."""
+    given = {a.split("=", 1)[0].strip() for a in overrides}
+    out: dict = {}
+    for section, values in defaults.items():
+        mine = user.get(section) or {}
+        keep = {k: v for k, v in values.items() if k not in mine and f"{section}.{k}" not in given}
+        if section == "model" and ("name" in mine or "model.name" in given):
+            keep.pop("kwargs", None)  # another architecture: the source's kwargs would not fit it
+        if keep:
+            out[section] = keep
+    return out
+
+
+def check_features(meta: dict, cfg: RunConfig, run_dir) -> None:
+    """A speech encoder reads features made exactly as in its source run: name every setting that differs."""
+    src = meta["config"]["audio"]
+    keys = [k for k in FEATURE_KEYS if k != "n_mfcc" or cfg.audio.features == "mfcc"]
+    diff = [k for k in keys if src.get(k) != getattr(cfg.audio, k)]
+    if diff:
+        theirs = ", ".join(f"{k}={src.get(k)}" for k in diff)
+        mine = ", ".join(f"{k}={getattr(cfg.audio, k)}" for k in diff)
+        raise ConfigError(f"--from {run_dir} made its features with audio {theirs} but this run uses {mine}; drop "
+                          f"those settings (the source's are the default with --from) or pretrain with these")
 
 
 def check_modality(meta: dict, modality: str, run_dir) -> None:
@@ -74,7 +129,9 @@ def check_fits(meta: dict, cfg: RunConfig, modality: str, run_dir) -> None:
         raise ConfigError(f"--from {run_dir} was trained on {src['size']}x{src['size']} images but this run uses "
                           f"{cfg.image.size}x{cfg.image.size}; drop --set image.size or use "
                           f"--set image.size={src['size']}")
-    if modality == "audio":
+    if modality == "audio" and is_speech_encoder(meta):
+        check_features(meta, cfg, run_dir)
+    elif modality == "audio":
         from seehear.models.recognizer import input_spec
 
         want = input_spec(cfg, modality)["feature_shape"]
@@ -108,3 +165,48 @@ def init_from_run(model, run_dir: str | Path, cfg: RunConfig, modality: str) -> 
     return {"from": str(run), "weights": str(weights), "sha256": sha256(weights), "source_task": meta.get("task"),
             "source_model": meta["config"]["model"]["name"], "head": "kept" if same else "new",
             "freeze_epochs": cfg.train.freeze_epochs, "backbone_lr_scale": cfg.train.backbone_lr_scale}
+
+
+def check_speech_encoder(meta: dict, run_dir) -> dict:
+    """`meta` when its run can start a transcription model; else a ConfigError naming what can."""
+    check_modality(meta, "audio", run_dir)
+    if not is_speech_encoder(meta):
+        raise ConfigError(f"--from {run_dir} is a {meta['config'].get('task')} run of model "
+                          f"{meta['config']['model']['name']}, not a speech encoder: a transcription run starts from "
+                          f"a transcription run or a speech pretraining run (`seehear pretrain AUDIO_DIR`)")
+    return meta
+
+
+def init_encoder(acoustic: nn.Module, run_dir: str | Path, cfg: RunConfig) -> dict:
+    """Start a transcription model (`acoustic`, a models/asr CTC model) from a speech encoder run: every weight but
+    the unit-output layer (`head`), which keeps its fresh initialisation. Returns what meta.json records."""
+    from seehear.models.asr.common import output_layer
+
+    run = Path(run_dir).expanduser().resolve()
+    meta = check_speech_encoder(source_meta(run), run_dir)
+    check_features(meta, cfg, run_dir)
+    weights = run / "model.safetensors"
+    head = output_layer(acoustic)
+    fresh = {k: v.clone() for k, v in head.state_dict().items()}
+    load_pretrained(acoustic, weights, classifier="head", name=f"{cfg.model.name} (from {run_dir})")
+    head.load_state_dict(fresh)  # a new output layer for these units, even when the sizes happen to agree
+    return {"from": str(run), "weights": str(weights), "sha256": sha256(weights), "source_task": meta.get("task"),
+            "source_model": meta["config"]["model"]["name"], "head": "new", "freeze_epochs": cfg.train.freeze_epochs,
+            "backbone_lr_scale": cfg.train.backbone_lr_scale}
+
+
+def pretrain_overlap(run_dir: str | Path, test_keys: list[str]) -> str | None:
+    """A warning when files of the new run's test split were in the source pretraining run's data (by resolved
+    path): its test score would then flatter the model. None when there are none (or the source is not one)."""
+    run = Path(run_dir).expanduser().resolve()
+    meta = read_json(run / "meta.json")
+    split = run / "split.json"
+    if meta.get("task") != "pretrain" or not split.is_file() or not test_keys:
+        return None
+    seen = {str(Path(k.split("#", 1)[0]).resolve()) + k[len(k.split("#", 1)[0]):]
+            for keys in read_json(split).values() for k in keys}
+    both = [k for k in test_keys if str(Path(k.split("#", 1)[0]).resolve()) + k[len(k.split("#", 1)[0]):] in seen]
+    if not both:
+        return None
+    return (f"{len(both)} of the {len(test_keys)} test file(s) (e.g. {both[0]}) were in the data {run} was "
+            f"pretrained on: its test score flatters the model; pretrain only on audio that is not in any test set")

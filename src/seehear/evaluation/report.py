@@ -331,6 +331,21 @@ def _speakers(metrics) -> str:
               f'{escape(_num(m.get("mean_nontarget_score")))}</p>')
 
 
+def _gan_quality(q) -> str:
+    """quality.json of a GAN run (`seehear synthesize RUN --evaluate CLASSIFIER`): generated beside the real floor."""
+    if not isinstance(q, dict) or not isinstance(q.get("generated"), dict):
+        return ""
+    g, r = q["generated"], q.get("real_held_out") or {}
+    rows = [[name, _num(g.get(k)), _num(r.get(k))] for k, name in
+            (("frechet", "Fréchet distance (lower is closer)"), ("precision", "precision, k=3 (fidelity)"),
+             ("recall", "recall, k=3 (coverage)"))]
+    rows += [["classifier accuracy", _pct(q.get("gan_test_accuracy")), _pct(q.get("real_held_out_accuracy"))],
+             ["images", g.get("n"), r.get("n")]]
+    return (_table(["", "generated", f"real {q.get('held_out_split', 'held-out')} images (floor)"], rows, {1, 2})
+            + f"<p>On {escape(str(q.get('features')))} of {escape(str(q.get('classifier')))}; reference: "
+              f"{escape(str(g.get('n_reference')))} real training images.</p>")
+
+
 def write_report(run_dir) -> Path:
     """Write run_dir/report.html from whatever the run folder holds; returns its path."""
     run = Path(run_dir)
@@ -352,6 +367,7 @@ def write_report(run_dir) -> Path:
     if m:
         sections += [("Per-class results", _per_class(m, (meta.get("data") or {}).get("train_per_class"))),
                      ("Per-group results", _per_group(m))]
+    sections.append(("Sample quality", _gan_quality(_load_json(run / "quality.json"))))
     trust = _load_json(run / "trust.json")
     if isinstance(trust, dict):
         sections.append(("Trust", _trust(run, trust)))

@@ -7,6 +7,7 @@ memory stays bounded however many files they are given.
 from __future__ import annotations
 
 import statistics
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,20 +67,6 @@ def auto_settings(source: Source) -> tuple[str, dict]:
     return pick_recipe("audio"), auto
 
 
-def _only_unset(defaults: dict, user: dict, overrides: Sequence[str]) -> dict:
-    """`defaults` without the settings the user gave (in the config or as --set section.key=...)."""
-    given = {a.split("=", 1)[0].strip() for a in overrides}
-    out: dict = {}
-    for section, values in defaults.items():
-        mine = user.get(section) or {}
-        keep = {k: v for k, v in values.items() if k not in mine and f"{section}.{k}" not in given}
-        if section == "model" and ("name" in mine or "model.name" in given):
-            keep.pop("kwargs", None)  # another architecture: the source's kwargs would not fit it
-        if keep:
-            out[section] = keep
-    return out
-
-
 def _unlabelled(cfg: RunConfig, modality: str, progress: bool) -> tuple[torch.Tensor, list]:
     """Semi-supervised (`--unlabelled DIR`): its files decoded as the labelled ones, for engine/fixmatch.py."""
     from seehear.tasks.label import require_unlabelled
@@ -122,15 +109,22 @@ class Classify(Task):
         cfg = resolve(recipe, deep_merge(auto, user), list(overrides))
         cfg.modality = source.modality
         if cfg.model.init_from:  # transfer: the source's architecture and input form, unless the user set them
-            from seehear.engine.transfer import check_modality, source_defaults, source_meta
+            from seehear.engine.transfer import check_modality, only_unset, source_defaults, source_meta
 
             src_meta = source_meta(cfg.model.init_from)
             check_modality(src_meta, source.modality, cfg.model.init_from)
             src = source_defaults(src_meta)
             merged = {**src, "model": {**src["model"], "init_from": cfg.model.init_from}}
-            cfg = resolve(recipe, deep_merge(deep_merge(auto, _only_unset(merged, user, overrides)), user),
+            cfg = resolve(recipe, deep_merge(deep_merge(auto, only_unset(merged, user, overrides)), user),
                           list(overrides))
             cfg.modality = source.modality
+        if cfg.synthetic.run:  # a GAN run whose images fit, checked before anything is decoded
+            from seehear.engine.synthetic import check_fits
+
+            check_fits(cfg.synthetic, cfg, source.modality)
+            if cfg.train.sampler in GROUP_SAMPLERS:
+                raise ConfigError(f"synthetic.run and train.sampler={cfg.train.sampler} do not combine: generated "
+                                  f"images belong to no group")
         return cfg, recipe
 
     def prepare(self, source, cfg, out, resume, progress):
@@ -162,7 +156,13 @@ class Classify(Task):
             mean, std = channel_stats(parts["train"][0].flatten(0, -4))  # frames: every frame an image
             norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         net = build_recognizer(cfg, labels, source.modality, norm)
-        per_class = torch.bincount(parts["train"][1], minlength=len(labels))
+        per_class = torch.bincount(parts["train"][1], minlength=len(labels))  # real examples (meta.json)
+        synthetic = None
+        if cfg.synthetic.run:  # rare classes topped up with a GAN's images: the training tensor only
+            from seehear.engine.synthetic import top_up
+
+            xs, ys, synthetic = top_up(parts["train"][0], parts["train"][1], labels, cfg.synthetic, cfg.train.seed)
+            parts["train"] = (xs, ys, parts["train"][2])
         train_groups = None
         if group_values is not None:
             names = group_names([group_values[i] for i in parts["train"][2]])
@@ -170,9 +170,13 @@ class Classify(Task):
             train_groups = torch.tensor([index[g] for g in names], dtype=torch.long)
         transfer = None
         if cfg.model.init_from:
-            from seehear.engine.transfer import init_from_run
+            from seehear.engine.transfer import init_from_run, pretrain_overlap
 
             transfer = init_from_run(net, cfg.model.init_from, cfg, source.modality)
+            note = pretrain_overlap(cfg.model.init_from, [records[i].key for i in splits.get("test") or splits.get("valid", [])])
+            if note:
+                print(f"warning: {note}", file=sys.stderr)
+                transfer["warning"] = note
         unlabelled, u_skipped = _unlabelled(cfg, source.modality, progress) if cfg.data.unlabelled else (None, [])
         meta = {"modality": source.modality, "labels": labels, "input": input_spec(cfg, source.modality),
                 "norm_stats": norm, "data": {"counts": {k: len(v) for k, v in splits.items()},
@@ -183,11 +187,14 @@ class Classify(Task):
         if train_groups is not None:
             meta["data"]["train_per_group"] = {"column": cfg.train.group_by or "group", "counts": group_counts(names)}
         if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
-            shift = (cfg.train.posthoc_tau * log_prior(per_class)).tolist()
+            seen = torch.bincount(parts["train"][1], minlength=len(labels))  # the prior trained on, generated too
+            shift = (cfg.train.posthoc_tau * log_prior(seen)).tolist()
             net.set_logit_shift(shift)
             meta["logit_shift"] = shift
         if transfer:
             meta["transfer"] = transfer
+        if synthetic:
+            meta["synthetic"] = synthetic
         if unlabelled is not None:
             meta["data"]["unlabelled"] = {"folder": str(Path(cfg.data.unlabelled).resolve()), "used": len(unlabelled),
                                           "skipped": len(u_skipped)}

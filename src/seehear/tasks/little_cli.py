@@ -1,5 +1,5 @@
-"""`seehear fewshot` and `seehear label`: learning from little labelled data (argument parsing only; the work is in
-tasks/fewshot.py and tasks/label.py)."""
+"""`seehear fewshot`, `seehear pretrain` and `seehear label`: learning from little labelled data (argument parsing only;
+the work is in tasks/fewshot.py, tasks/pretrain.py and tasks/label.py)."""
 from __future__ import annotations
 
 
@@ -17,14 +17,20 @@ def add_commands(sub) -> None:
     fg.add_argument("label", metavar="CLASS")
     fg.set_defaults(handler=_cmd_forget)
 
-    pt = sub.add_parser("pretrain", help="self-supervised pretraining of an image backbone on a folder of images "
-                                         "without labels (SimCLR); start labelled runs from it with --from")
-    pt.add_argument("data", metavar="UNLABELLED_DIR")
-    pt.add_argument("--out", required=True, help="run folder to create, e.g. runs/ssl")
-    pt.add_argument("--method", default="simclr", help="simclr (the only one so far)")
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining without labels: an image backbone (SimCLR) "
+                                         "or a speech encoder (BEST-RQ masked prediction); start labelled runs "
+                                         "from it with --from")
+    pt.add_argument("data", metavar="UNLABELLED_DIR", help="images or recordings (labels, if any, are not used)")
+    pt.add_argument("--out", required=True, help="run folder to create, e.g. runs/ssl or runs/ssl-audio")
+    pt.add_argument("--method", help="simclr (images, the default there); masked (BEST-RQ, the default for audio) "
+                                     "or contrastive (audio)")
+    pt.add_argument("--model", help="images: a classifier backbone; audio: a transcription model whose encoder "
+                                    "is pretrained (default conformer_ctc_tiny; see `seehear models --task "
+                                    "transcribe`)")
     pt.add_argument("--epochs", type=int)
     pt.add_argument("--time-budget", type=_duration, help="stop after this long, e.g. 30m")
-    pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="any setting, e.g. --set pretrain.codebook_size=1024 --set pretrain.mask_prob=0.5")
     pt.add_argument("--overwrite", action="store_true")
     pt.add_argument("--quiet", action="store_true")
     pt.set_defaults(handler=_cmd_pretrain)
@@ -52,11 +58,17 @@ def _duration(text: str) -> float:
 def _cmd_pretrain(a) -> int:
     from seehear.tasks.pretrain import pretrain
 
-    r = pretrain(a.data, a.out, method=a.method, epochs=a.epochs, time_budget=a.time_budget, overrides=a.overrides,
-                 overwrite=a.overwrite, progress=not a.quiet)
-    knn = (r.metrics or {}).get("knn_accuracy")
-    print(f"run: {r.run_dir}" + (f"   kNN accuracy (monitor, folder labels): {knn:.3f}" if knn is not None else "")
-          + f"\nstart a labelled run from it: seehear train DATA --out runs/NAME --from {r.run_dir}")
+    r = pretrain(a.data, a.out, method=a.method, model=a.model, epochs=a.epochs, time_budget=a.time_budget,
+                 overrides=a.overrides, overwrite=a.overwrite, progress=not a.quiet)
+    m = r.metrics or {}
+    line = f"run: {r.run_dir}"
+    if m.get("knn_accuracy") is not None:
+        line += f"   kNN accuracy (monitor, folder labels): {m['knn_accuracy']:.3f}"
+    if m.get("masked_accuracy") is not None:
+        line += (f"   masked-prediction accuracy on {m.get('files', 0)} held-out file(s): {m['masked_accuracy']:.3f} "
+                 f"(chance {m.get('chance', 0):.4f}, most frequent code {m.get('majority_code_accuracy', 0):.3f})")
+    task = " --task transcribe" if r.meta.get("modality") == "audio" else ""
+    print(line + f"\nstart a labelled run from it: seehear train DATA{task} --out runs/NAME --from {r.run_dir}")
     return 0
 
 

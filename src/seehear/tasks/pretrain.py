@@ -1,29 +1,45 @@
-"""Self-supervised pretraining (task: pretrain; `seehear pretrain DIR --out runs/ssl`): SimCLR on images without
-labels (engine/simclr.py), over the shared run lifecycle, so the result is an ordinary run folder that
-`seehear train DATA --from runs/ssl` starts from.
+"""Self-supervised pretraining (task: pretrain; `seehear pretrain DIR --out runs/ssl`) over the shared run lifecycle,
+so the result is an ordinary run folder that labelled runs start from with `seehear train DATA --from runs/ssl`.
 
-The run's "classes" are the PROJECTION_DIM outputs of the projection (the backbone's last Linear); a labelled run
-started from it gets a new head. If the folder happens to have class subfolders, their labels are used only by the
-kNN monitor (metrics.json valid.knn_accuracy), never for training.
+Images: SimCLR (engine/simclr.py). The run's "classes" are the PROJECTION_DIM outputs of the projection (the
+backbone's last Linear); a labelled run started from it gets a new head. If the folder happens to have class
+subfolders, their labels are used only by the kNN monitor (metrics.json valid.knn_accuracy), never for training.
+
+Audio: BEST-RQ masked prediction (engine/bestrq.py; pretrain.method masked, or contrastive) of a transcription
+model's encoder (models/asr), on whole recordings of any length. 10% of the files are held out to measure the
+masked-prediction accuracy (metrics.json valid.masked_accuracy, beside chance = 1 / codebook size). The run's model
+is a Transcriber whose output layer scores the codebook; `train --task transcribe --from` keeps everything else.
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
-from seehear.data.cache import decode_all
+from seehear.data.cache import decode_all, decode_waves
 from seehear.data.sources import load_source
+from seehear.data.splits import splits_for
 from seehear.engine.base_module import batch_size_for
+from seehear.engine.bestrq import METHODS as AUDIO_METHODS
+from seehear.engine.bestrq import QUANTIZER_FILE, BestRQModule, RandomQuantizer, masked_accuracy
+from seehear.engine.ctc import LengthBatches
 from seehear.engine.loaders import Batches
 from seehear.engine.simclr import SimCLRModule, knn_accuracy, representation
 from seehear.engine.trainer import fit_module
+from seehear.engine.transfer import FEATURE_KEYS, sha256
 from seehear.errors import ConfigError, DataError
+from seehear.features.audio import feature_bands
 from seehear.models.recognizer import build_recognizer, input_spec
+from seehear.models.registry import get_spec, list_models
+from seehear.models.transcriber import build_transcriber
 from seehear.recipes import resolve
 from seehear.tasks.base import Prepared, Task
 
 PROJECTION_DIM = 64
 MIN_IMAGES = 16  # fewer make no contrastive batch worth the name
-METHODS = ("simclr",)
+MIN_RECORDINGS = 20  # 10% held out must still be a couple of recordings
+IMAGE_METHODS = ("simclr",)
+METHODS = IMAGE_METHODS + AUDIO_METHODS
 
 
 class Pretrain(Task):
@@ -31,20 +47,39 @@ class Pretrain(Task):
 
     def load(self, data, label_pattern):
         source = load_source(data, label_pattern=label_pattern)
-        if source.modality != "image":
-            raise DataError(f"{data} holds {source.modality}: self-supervised pretraining is for images so far "
-                            f"(SimCLR); give a folder of images")
-        if len(source.records) < MIN_IMAGES:
-            raise DataError(f"{data} has {len(source.records)} image(s); pretraining needs at least {MIN_IMAGES} "
+        if source.modality == "frames":
+            raise DataError(f"{data} holds image sequences: self-supervised pretraining is for images and audio")
+        least, what = (MIN_IMAGES, "image") if source.modality == "image" else (MIN_RECORDINGS, "recording")
+        if len(source.records) < least:
+            raise DataError(f"{data} has {len(source.records)} {what}(s); pretraining needs at least {least} "
                             f"(hundreds or more to be useful)")
         return source
 
     def resolve(self, source, user, overrides):
-        cfg = resolve("image-ssl", user, list(overrides))
-        cfg.modality = "image"
-        return cfg, "image-ssl"
+        recipe = "image-ssl" if source.modality == "image" else "audio-ssl"
+        cfg = resolve(recipe, user, list(overrides))
+        cfg.modality = source.modality
+        allowed = IMAGE_METHODS if source.modality == "image" else AUDIO_METHODS
+        if cfg.pretrain.method == "auto":
+            cfg.pretrain.method = allowed[0]
+        if cfg.pretrain.method not in allowed:
+            raise ConfigError(f"pretrain method {cfg.pretrain.method!r} is for "
+                              f"{'audio' if source.modality == 'image' else 'images'}; on {source.modality} use "
+                              f"{' or '.join(allowed)}")
+        if source.modality == "audio":
+            if get_spec(cfg.model.name).task != "transcribe":
+                names = ", ".join(s.name for s in list_models("audio", "transcribe"))
+                raise ConfigError(f"speech pretraining trains the encoder of a transcription model; model "
+                                  f"{cfg.model.name} is not one (use one of {names})")
+            p = cfg.pretrain
+            if not (0.0 < p.mask_prob < 1.0) or p.mask_frames < 1 or p.codebook_size < 2 or p.codebook_dim < 1:
+                raise ConfigError(f"pretrain settings out of range: mask_prob {p.mask_prob} must be in (0, 1), "
+                                  f"mask_frames >= 1, codebook_size >= 2, codebook_dim >= 1")
+        return cfg, recipe
 
     def prepare(self, source, cfg, out, resume, progress):
+        if source.modality == "audio":
+            return _prepare_audio(source, cfg, out, resume, progress)
         from seehear.features.image import channel_stats
 
         decoded = decode_all(source.records, cfg, "image", workers=cfg.data.workers, progress=progress)
@@ -64,6 +99,8 @@ class Pretrain(Task):
         return Prepared(net, meta, decoded.skipped, {"x": x, "monitor": monitor})
 
     def fit(self, p, cfg, out, resume, progress):
+        if cfg.modality == "audio":
+            return _fit_audio(p, cfg, out, resume, progress)
         x = p.state["x"]
         bs = batch_size_for(len(x), cfg.train.batch_size, floor=16)
         loader = Batches(x, torch.zeros(len(x), dtype=torch.long), bs, shuffle=True, seed=cfg.train.seed,
@@ -75,6 +112,9 @@ class Pretrain(Task):
         return {**info, "batch_size": bs, "knn_by_epoch": module.knn}
 
     def measure(self, p, cfg, out):
+        if cfg.modality == "audio":
+            m = masked_accuracy(p.model, p.state["quantizer"], _held_out(p, cfg), cfg.pretrain)
+            return "valid", {"valid": {**m, "files": len(p.state["held"])}}
         mon = p.state["monitor"]
         if mon is None:
             return "valid", {}
@@ -97,15 +137,67 @@ def _monitor(source, decoded, seed: int):
     return x[tr], y[tr], x[va], y[va]
 
 
-def pretrain(data, out, *, method: str = "simclr", epochs=None, time_budget=None, overrides=(), overwrite=False,
-             progress=True):
-    """Self-supervised pretraining of an image backbone on a folder of (unlabelled) images into run folder OUT."""
+# --- audio: BEST-RQ ------------------------------------------------------------------------------------------
+
+def _prepare_audio(source, cfg, out, resume, progress):
+    records = source.records  # labels, if any, are never used
+    splits = splits_for(records, cfg.data, cfg.train.seed, out / "split.json", resume)
+    waves = decode_waves(records, cfg.audio.sample_rate, max_seconds=cfg.transcribe.max_seconds,
+                         workers=cfg.data.workers, progress=progress)
+    row = {rec: i for i, rec in enumerate(waves.keep)}
+    train = [row[i] for i in splits.get("train", []) if i in row]
+    held = [row[i] for s in ("valid", "test") for i in splits.get(s, []) if i in row]
+    if len(train) + len(held) < MIN_RECORDINGS or not held:
+        raise DataError(f"only {len(waves.keep)} recording(s) of {source.root} could be decoded "
+                        f"({len(waves.skipped)} skipped); pretraining needs at least {MIN_RECORDINGS}")
+    p = cfg.pretrain
+    width = p.codebook_size if p.method == "masked" else p.codebook_dim  # the output layer: codes, or a vector
+    net = build_transcriber(cfg, [f"c{i}" for i in range(width)])
+    factor = int(getattr(net.acoustic, "frame_factor", 4))
+    quantizer = RandomQuantizer(feature_bands(cfg.audio) * factor, p.codebook_size, p.codebook_dim, cfg.train.seed)
+    quantizer.save(out / QUANTIZER_FILE)
+    used = sorted(records[waves.keep[i]].key for i in train + held)
+    a = cfg.audio
+    meta = {"modality": "audio", "labels": [],
+            "input": {"modality": "audio", **{k: getattr(a, k) for k in FEATURE_KEYS}, "frame_factor": factor},
+            "pretrain": {"method": p.method, "codebook_size": p.codebook_size, "codebook_dim": p.codebook_dim,
+                         "mask_prob": p.mask_prob, "mask_frames": p.mask_frames, "noise_std": p.noise_std,
+                         "seed": cfg.train.seed, "quantizer": QUANTIZER_FILE,
+                         "quantizer_sha256": sha256(out / QUANTIZER_FILE)},
+            "data": {"counts": {"train": len(train), "valid": len(held)},
+                     "hours": round(float(waves.lengths[train].sum()) / a.sample_rate / 3600, 3),
+                     "files_sha256": hashlib.sha256("\n".join(used).encode()).hexdigest()}}
+    return Prepared(net, meta, [tuple(s) for s in waves.skipped],
+                    {"waves": waves, "train": train, "held": held, "quantizer": quantizer})
+
+
+def _held_out(p, cfg):
+    bs = batch_size_for(len(p.state["train"]), cfg.train.batch_size, floor=4)
+    return LengthBatches(p.state["waves"], p.state["held"], [[]] * len(p.state["waves"]), bs, shuffle=False)
+
+
+def _fit_audio(p, cfg, out, resume, progress):
+    waves = p.state["waves"]
+    bs = batch_size_for(len(p.state["train"]), cfg.train.batch_size, floor=4)
+    loader = LengthBatches(waves, p.state["train"], [[]] * len(waves), bs, shuffle=True, seed=cfg.train.seed)
+    module = BestRQModule(p.model, cfg, len(loader), p.state["quantizer"])
+    info = fit_module(module, cfg, loader, _held_out(p, cfg), out, resume=resume, progress=progress,
+                      monitor="val_acc", monitor_mode="max")
+    return {**info, "batch_size": bs, "masked_accuracy_by_epoch": module.val_acc}
+
+
+def pretrain(data, out, *, method: str | None = None, model=None, epochs=None, time_budget=None, overrides=(),
+             overwrite=False, progress=True):
+    """Self-supervised pretraining on a folder of unlabelled images (SimCLR) or recordings (BEST-RQ masked
+    prediction, or contrastive) into run folder OUT. method None: the modality's default."""
     from seehear.tasks.base import named_settings, train_task
 
-    if method not in METHODS:
-        raise ConfigError(f"pretrain method {method!r} is not built; use one of {', '.join(METHODS)}")
-    return train_task(TASK, data, out, named=named_settings(epochs=epochs, time_budget=time_budget),
-                      overrides=list(overrides), overwrite=overwrite, progress=progress)
+    if method is not None and method not in METHODS:
+        raise ConfigError(f"pretrain method {method!r} is not built; use one of {', '.join(METHODS)} "
+                          f"(simclr for images; masked or contrastive for audio)")
+    extra = [f"pretrain.method={method}"] if method else []
+    return train_task(TASK, data, out, named=named_settings(model=model, epochs=epochs, time_budget=time_budget),
+                      overrides=extra + list(overrides), overwrite=overwrite, progress=progress)
 
 
 TASK = Pretrain()

@@ -13,25 +13,17 @@ import numpy as np
 import torch
 
 from seehear.atomic import atomic_write
-from seehear.config import RunConfig
 from seehear.data.cache import decode_all
 from seehear.data.sources import load_source, require_trainable
-from seehear.engine import run_folder as rf
-from seehear.engine.checkpoint import read_json
 from seehear.engine.loaders import Batches
+from seehear.engine.synthetic import build_gan, load_gan
 from seehear.engine.trainer import fit_module
-from seehear.errors import ConfigError, DataError, RunError
+from seehear.errors import ConfigError, DataError
 from seehear.models.vision.gan import GAN, check_size
 from seehear.recipes import resolve
 from seehear.tasks.base import Prepared, Task
 
 RECIPE = "gan-small"
-GAN_KWARGS = ("z_dim", "width")
-
-
-def build_gan(cfg: RunConfig, labels: list[str]) -> GAN:
-    kw = {k: v for k, v in cfg.model.kwargs.items() if k in GAN_KWARGS}
-    return GAN(labels, size=check_size(cfg.image.size), channels=cfg.image.channels, **kw)
 
 
 class Synthesize(Task):
@@ -106,24 +98,6 @@ def write_sample_grid(model: GAN, path: Path, seed: int = 0, per_class: int = 8)
 
 # --- using a trained GAN -----------------------------------------------------------------------------------------
 
-def load_gan(run) -> tuple[GAN, RunConfig, dict]:
-    run = Path(run)
-    if rf.run_task(run) != "synthesize":
-        raise RunError(f"{run} is not a GAN run (task synthesize): train one with `seehear synthesize DATA --out RUN`")
-    meta = read_json(run / "meta.json")
-    if meta.get("status") != "done" and not (run / "model.safetensors").is_file():
-        raise RunError(f"{run} holds an unfinished GAN run; finish it with `seehear synthesize DATA --out {run} "
-                       f"--resume`")
-    cfg = RunConfig.from_dict(meta["config"])
-    model = build_gan(cfg, meta["labels"])
-    from safetensors.torch import load_file
-
-    missing, unexpected = model.load_state_dict(load_file(str(run / "model.safetensors")), strict=False)
-    if missing or unexpected:
-        raise RunError(f"{run}/model.safetensors does not fit the GAN in meta.json")
-    return model.eval(), cfg, meta
-
-
 def generate(run, out, *, per_class: int = 500, seed: int = 0, batch_size: int = 256) -> dict:
     """Write per_class PNGs (gan_00000.png ...) into OUT/<class>/ for every class the GAN learned."""
     from PIL import Image
@@ -146,5 +120,117 @@ def generate(run, out, *, per_class: int = 500, seed: int = 0, batch_size: int =
     return {"out": str(out), "per_class": written, "size": cfg.image.size, "channels": cfg.image.channels}
 
 
+# --- how good the images are ---------------------------------------------------------------------------------------
+
+def _sample(indices: list[int], n: int, seed: int) -> list[int]:
+    if len(indices) <= n:
+        return list(indices)
+    pick = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return [indices[i] for i in pick.tolist()]
+
+
+def _real_images(loaded, classes: list[str], n: int, seed: int, progress: bool) -> dict:
+    """Up to n training and n held-out (test, else valid) images of the classifier's own data, in `classes`."""
+    from seehear.data.splits import load_splits
+
+    src = (loaded.meta.get("data") or {}).get("source")
+    if not src or not Path(src).exists():
+        raise DataError(f"the classifier {loaded.run_dir} was trained on {src}, which is not there any more: the "
+                        f"real images are needed for the floor figures")
+    source = load_source(src, label_pattern=loaded.cfg.data.label_pattern)
+    splits = load_splits(source.records, loaded.run_dir / "split.json")
+    keep = set(classes)
+    held_split = "test" if splits.get("test") else "valid"
+    out = {"held_out_split": held_split}
+    for name, split in (("train", "train"), ("held_out", held_split)):
+        idx = _sample([i for i in splits.get(split, []) if source.records[i].label in keep], n, seed)
+        d = decode_all([source.records[i] for i in idx], loaded.cfg, "image", workers=loaded.cfg.data.workers,
+                       progress=progress)
+        if len(d.keep) <= 3:
+            raise DataError(f"only {len(d.keep)} {split} images of {src} could be decoded: too few to compare with")
+        out[name] = (d.x, [source.records[idx[i]].label for i in d.keep])
+    return out
+
+
+def evaluate_gan(run, classifier, *, per_class: int = 200, seed: int = 0, progress: bool = False) -> dict:
+    """Fréchet distance, precision and recall (k=3) of per_class generated images per class against the classifier's
+    real training images, on that classifier's penultimate features, beside the same figures for its real held-out
+    images (the floor); gan_test_accuracy = the classifier's accuracy on the generated images w.r.t. the class
+    they were generated for. Writes RUN/quality.json and the report's section."""
+    from seehear.atomic import write_json
+    from seehear.engine import run_folder as rf
+    from seehear.engine.trainer import predict_probs, set_threads
+    from seehear.errors import InputMismatchError, RunError
+    from seehear.evaluation import write_report
+    from seehear.evaluation.gan_quality import compare
+    from seehear.trust.embeddings import embed
+
+    if per_class < 2:
+        raise ConfigError(f"--per-class must be at least 2 to measure, not {per_class}")
+    run = Path(run)
+    gan, gcfg, _ = load_gan(run)
+    if rf.run_task(classifier) != "classify":
+        raise RunError(f"--evaluate {classifier} is a {rf.run_task(classifier)} run: give a classification run "
+                       f"trained on the real images (`seehear train DATA --out RUN`)")
+    loaded = rf.load_run(classifier)
+    set_threads(loaded.cfg)
+    made = (gcfg.image.channels, gcfg.image.size)
+    if loaded.modality != "image" or (loaded.cfg.image.channels, loaded.cfg.image.size) != made:
+        raise InputMismatchError(f"--evaluate {classifier} reads {loaded.modality} ({loaded.cfg.image.channels}x"
+                                 f"{loaded.cfg.image.size}px), the GAN makes {made[0]}x{made[1]}px images: give a "
+                                 f"classifier trained at the GAN's image size")
+    classes = [l for l in gan.labels if l in loaded.labels]
+    if not classes:
+        raise DataError(f"the GAN's classes ({', '.join(gan.labels[:10])}) and the classifier's "
+                        f"({', '.join(loaded.labels[:10])}) have no name in common")
+    g = torch.Generator().manual_seed(seed)
+    gen_x = torch.cat([gan.sample(torch.full((per_class,), gan.labels.index(l), dtype=torch.long), g)
+                       for l in classes])
+    gen_label = [l for l in classes for _ in range(per_class)]
+    real = _real_images(loaded, classes, len(gen_x), seed, progress)
+    feats = {k: embed(loaded.model, x).numpy() for k, x in
+             (("train", real["train"][0]), ("held_out", real["held_out"][0]), ("generated", gen_x))}
+    index = {l: i for i, l in enumerate(loaded.labels)}
+
+    def accuracy(x, labels) -> tuple[float, dict]:
+        pred = predict_probs(loaded.model, x, precision=loaded.cfg.train.precision).argmax(1)
+        right = (pred == torch.tensor([index[l] for l in labels])).numpy()
+        per = {l: float(right[[i for i, m in enumerate(labels) if m == l]].mean()) for l in classes if l in labels}
+        return float(right.mean()), per
+
+    gan_acc, gan_per = accuracy(gen_x, gen_label)
+    real_acc, _ = accuracy(*real["held_out"])
+    if not (run / "samples.png").is_file():
+        write_sample_grid(gan, run / "samples.png", seed)
+    q = {"gan": str(run.resolve()), "classifier": str(Path(classifier).resolve()), "classes": classes,
+         "features": f"penultimate features of the classifier ({loaded.cfg.model.name}, {feats['train'].shape[1]} "
+                     f"dims)", "per_class": per_class, "seed": seed, "held_out_split": real["held_out_split"],
+         "generated": compare(feats["train"], feats["generated"]),
+         "real_held_out": compare(feats["train"], feats["held_out"]),
+         "gan_test_accuracy": gan_acc, "gan_test_per_class": gan_per, "real_held_out_accuracy": real_acc,
+         "samples_png": "samples.png",
+         "notes": ["reference: the classifier's real training images; real_held_out is the floor (what real images "
+                   "the classifier never saw score); the Fréchet distance grows as sets get smaller, so compare "
+                   "figures at similar n",
+                   "if the GAN was trained on the classifier's held-out images too, the floor is not a clean one"]}
+    write_json(run / "quality.json", q)
+    write_report(run)
+    return q
+
+
+def format_quality(q: dict) -> str:
+    rows = [("", "generated", f"real {q['held_out_split']} (floor)")]
+    for key, name in (("frechet", "Fréchet distance"), ("precision", "precision (k=3)"), ("recall", "recall (k=3)"),
+                      ("n", "images")):
+        g, r = q["generated"][key], q["real_held_out"][key]
+        rows.append((name, f"{g:.4g}" if isinstance(g, float) else str(g), f"{r:.4g}" if isinstance(r, float) else
+                     str(r)))
+    rows.append(("classifier accuracy", f"{q['gan_test_accuracy']:.3f}", f"{q['real_held_out_accuracy']:.3f}"))
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    return "\n".join(lines + [f"features: {q['features']}; reference: {q['generated']['n_reference']} real training "
+                              f"images"])
+
+
 TASK = Synthesize()
-__all__ = ["TASK", "generate", "load_gan", "build_gan", "write_sample_grid"]
+__all__ = ["TASK", "generate", "load_gan", "build_gan", "write_sample_grid", "evaluate_gan", "format_quality"]

@@ -2,6 +2,8 @@
 
     seehear synthesize DATA --out runs/gan [--time-budget 30m]     train a class-conditional GAN on DATA
     seehear synthesize runs/gan --per-class 500 --out synthetic/   write PNGs in a folder per class
+    seehear synthesize runs/gan --evaluate runs/real [--per-class 200]   how close the images are to real ones
+                                                                   (RUN/quality.json, report.html)
 
 torch is imported inside the handler, so that `seehear --help` stays fast."""
 from __future__ import annotations
@@ -24,8 +26,12 @@ def _duration(text: str) -> float:
 def add_commands(sub) -> None:
     sy = sub.add_parser("synthesize", help="train a GAN on labelled small images, or make images with a GAN run")
     sy.add_argument("source", metavar="DATA|RUN", help="image data to train on, or a trained GAN run folder")
-    sy.add_argument("--out", required=True, help="the run folder to train into, or the folder for the images")
-    sy.add_argument("--per-class", type=int, help="with a GAN run: images to write for each class")
+    sy.add_argument("--out", help="the run folder to train into, or the folder for the images")
+    sy.add_argument("--per-class", type=int, help="with a GAN run: images to write (or, with --evaluate, to "
+                                                  "measure; default 200) for each class")
+    sy.add_argument("--evaluate", metavar="CLASSIFIER_RUN", help="with a GAN run: Fréchet distance, precision and "
+                    "recall on the features of this classifier (trained on the real images), beside real held-out "
+                    "images; writes RUN/quality.json")
     sy.add_argument("--time-budget", type=_duration, help="stop training after this long, e.g. 30m")
     sy.add_argument("--epochs", type=int)
     sy.add_argument("--seed", type=int, default=0)
@@ -42,6 +48,17 @@ def _synthesize(a) -> int:
 
     run = Path(a.source)
     is_run = (run / "meta.json").is_file()
+    if a.evaluate:
+        if not is_run:
+            raise ConfigError(f"{a.source} is not a GAN run folder (no meta.json); --evaluate needs one")
+        from seehear.tasks.synthesize import evaluate_gan, format_quality
+
+        q = evaluate_gan(run, a.evaluate, per_class=a.per_class or 200, seed=a.seed, progress=not a.json)
+        print(json.dumps(q, indent=2) if a.json else
+              f"{format_quality(q)}\nwritten {run / 'quality.json'} and {run / 'report.html'}")
+        return 0
+    if not a.out:
+        raise ConfigError("--out is needed: the run folder to train into, or the folder for the images")
     if is_run and not a.resume:
         from seehear.tasks.synthesize import generate
 

@@ -7,6 +7,7 @@ training transcripts, for beam search). Long files are cut into speech segments 
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +47,14 @@ class Transcribe(Task):
         from seehear.recipes import deep_merge
 
         probe = RunConfig.from_dict(deep_merge({"model": {"name": "conformer_ctc"}}, user)).override(list(overrides))
+        if probe.model.init_from:  # transfer: the source encoder's model and features, unless the user set them
+            from seehear.engine.transfer import check_speech_encoder, only_unset, source_defaults, source_meta
+
+            run = probe.model.init_from
+            src = source_defaults(check_speech_encoder(source_meta(run), run), "transcribe")
+            user = deep_merge(only_unset(src, user, overrides), user)
+            probe = RunConfig.from_dict(deep_merge({"model": {"name": "conformer_ctc"}}, user)).override(
+                list(overrides))
         # models named *_stream read left to right; their recipe keeps features streamable (no utterance stats)
         recipe = "asr-stream" if probe.model.name.endswith("_stream") else "asr"
         cfg = resolve(recipe, user, list(overrides))
@@ -75,12 +84,24 @@ class Transcribe(Task):
                           for c in units.unknown_chars(records[waves.keep[i]].transcript)})
         _write_lm(out, train_texts, cfg)
         net = build_transcriber(cfg, units.tokens)
+        transfer = None
+        if cfg.model.init_from:  # a speech encoder (pretrained or transcription run) starts this one
+            from seehear.engine.transfer import init_encoder, pretrain_overlap
+
+            transfer = init_encoder(net.acoustic, cfg.model.init_from, cfg)
+            measured = part.get("test") or part.get("valid", [])
+            note = pretrain_overlap(cfg.model.init_from, [records[waves.keep[i]].key for i in measured])
+            if note:
+                print(f"warning: {note}", file=sys.stderr)
+                transfer["warning"] = note
         meta = {"modality": "audio", "labels": [], "units": {"kind": units.kind, "count": len(units)},
                 "input": {"modality": "audio", "sample_rate": cfg.audio.sample_rate, "max_seconds": tc.max_seconds},
                 "model": {"streaming": hasattr(net.acoustic, "step")},
                 "data": {"counts": {k: len(v) for k, v in part.items()},
                          "hours": round(float(waves.lengths.sum()) / cfg.audio.sample_rate / 3600, 3),
                          "unknown_characters_in_test": unknown}}
+        if transfer:
+            meta["transfer"] = transfer
         return Prepared(net, meta, skipped, {"records": records, "waves": waves, "part": part, "units": units,
                                               "unknown": unknown})
 

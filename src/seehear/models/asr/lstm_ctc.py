@@ -51,13 +51,18 @@ class StreamingLSTMCTC(nn.Module):
     def _finish(self, o: torch.Tensor) -> torch.Tensor:
         return self.head(self.future(o.transpose(1, 2)).transpose(1, 2))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor):
+        """-> (frames [B, T', hidden] before the output layer, lengths): what self-supervised pretraining trains."""
         h, n = self.subsample(x, lengths)
         o, _ = self.lstm(h)
         # zeros stand for the future past the end (of each recording in the batch), as `flush` does
         o = o * (torch.arange(o.shape[1], device=o.device)[None, :, None] < n[:, None, None]).to(o.dtype)
         o = nn.functional.pad(o, (0, 0, 0, self.lookahead))
-        return self._finish(o), n
+        return self.future(o.transpose(1, 2)).transpose(1, 2), n
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        h, n = self.encode(x, lengths)
+        return self.head(h), n
 
     def step(self, x: torch.Tensor, state=None):
         """x [1, 1, F, k * frame_factor] new feature frames -> (logits of the output frames now final, new state)."""
