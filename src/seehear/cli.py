@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--time-budget", type=parse_duration, help="stop training after this long, e.g. 5m")
     tr.add_argument("--label-pattern", help=r"regex with (?P<label>...) on file names")
     tr.add_argument("--split-by", help="hold out whole groups, e.g. speaker (no speaker in both train and test)")
+    tr.add_argument("--modality", choices=["audio-image"],
+                    help="audio-image: DATA is a manifest of (image, audio, label) pairs, fused (fusion.mode)")
     tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="any setting, e.g. --set train.lr=0.01 --set audio.n_mels=64")
     tr.add_argument("--devices", type=int, help="data parallel: train in this many processes (CPU) or GPUs")
@@ -74,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="top-k labels for files or folders")
     pr.add_argument("run")
-    pr.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    pr.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER")
+    pr.add_argument("--image", metavar="FILE", help="audio-image runs: the image of a pair (alone also works)")
+    pr.add_argument("--audio", metavar="FILE", help="audio-image runs: the recording of a pair (alone also works)")
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
@@ -113,6 +117,7 @@ def _cmd_train(a) -> int:
     from seehear.api import train
 
     parallel = [f"train.{k}={v}" for k, v in (("devices", a.devices), ("strategy", a.strategy)) if v is not None]
+    parallel += [f"modality={a.modality}"] if a.modality else []
     r = train(a.data, a.out, config=a.config, task=a.task, model=a.model, epochs=a.epochs,
               time_budget=a.time_budget, label_pattern=a.label_pattern, split_by=a.split_by,
               overrides=parallel + a.overrides, resume=a.resume, overwrite=a.overwrite, progress=not a.quiet,
@@ -138,7 +143,9 @@ def _cmd_evaluate(a) -> int:
 def _cmd_predict(a) -> int:
     from seehear.api import predict
 
-    rows = predict(a.run, a.inputs, top_k=a.top_k)
+    if not a.inputs and a.image is None and a.audio is None:
+        raise SeehearError("give files or folders to predict on (or --image/--audio for an audio-image run)")
+    rows = predict(a.run, a.inputs, top_k=a.top_k, image=a.image, audio=a.audio)
     if a.format == "json":
         print(json.dumps(rows, indent=2))
     elif a.format == "csv":

@@ -187,9 +187,23 @@ class SpeakerConfig:
 
 
 @dataclass
+class FusionConfig:
+    """Audio-image pairs (modality audio-image, models/fusion.py): an image and an audio branch, fused."""
+    mode: Literal["early", "late", "attention"] = "attention"  # early: concat -> MLP; late: mean of the branches'
+    # logits (learned weights); attention: the two embeddings as tokens, a learned query weighs them per example
+    modality_dropout: float = 0.3  # training: share of examples with one modality (either, at random) marked absent
+    unimodal_weight: float = 0.5  # training: + this x the loss of each input alone through the same head (the
+    # branch that learns slower still learns: without it the faster modality can carry the fused loss alone)
+    image_model: str = "small_cnn"  # a registered image backbone
+    audio_model: str = "tcresnet8"  # a registered audio backbone, on the log-mel/MFCC front end
+    embed_dim: int = 64  # each branch's embedding (its backbone's output width)
+    hidden: int = 128  # early: the MLP head's hidden width
+
+
+@dataclass
 class RunConfig:
     task: Literal["classify", "transcribe", "speakers", "synthesize", "pretrain"] = "classify"  # synthesize: a GAN
-    modality: Literal["auto", "image", "audio"] = "auto"
+    modality: Literal["auto", "image", "audio", "audio-image"] = "auto"  # audio-image: a pairs manifest
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -198,6 +212,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     # --- (de)serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
