@@ -102,5 +102,7 @@ def test_other_modes_train_and_work_alone(mode, pairs, tmp_path):
 def test_refusals(run, pairs, tmp_path):
     with pytest.raises(SeehearError, match="not available"):
         seehear.train(pairs, tmp_path / "x", overrides=["modality=audio-image", "augment.mixup=0.2"])
+    with pytest.raises(SeehearError, match="fusion.image_model"):
+        seehear.train(pairs, tmp_path / "y", model="resnet8", overrides=["modality=audio-image"])
     with pytest.raises(SeehearError, match="audio-image"):
         seehear.predict(run, [str(pairs)])

@@ -82,6 +82,9 @@ class Fusion(Classify):
         audio_only = Source([Record(r.audio) for r in source.records], "audio", "files", source.root)
         _, auto = auto_settings(audio_only)  # the clip length that covers 90% of the recordings
         cfg = resolve(RECIPE, deep_merge(auto, user), list(overrides))
+        if cfg.model.name not in ("fusion", "auto"):
+            raise ConfigError(f"--model {cfg.model.name}: an audio-image run has two models; choose them with "
+                              f"--set fusion.image_model=NAME and --set fusion.audio_model=NAME")
         cfg.modality, cfg.model.name = MODALITY, "fusion"
         cfg.model.kwargs = {}
         bad = [name for name, on in _UNSUPPORTED if on(cfg)]
