@@ -41,7 +41,8 @@ def test_fused_beats_each_input_alone(run):
     assert m["accuracy"] >= max(m["accuracy_image_only"], m["accuracy_audio_only"])
     assert m["accuracy"] >= 0.75
     assert min(m["accuracy_image_only"], m["accuracy_audio_only"]) > 0.45, "each alone above chance (1/3)"
-    assert "audio-image" in (run / "report.html").read_text()
+    report = (run / "report.html").read_text()
+    assert "audio-image" in report and "image alone" in report and "audio alone" in report
 
 
 def test_pair_with_missing_recording_is_listed(run):
