@@ -29,6 +29,8 @@ def test_manifest_lists_pairs_with_labels_and_columns(pairs):
     assert isinstance(r, PairRecord) and r.path.endswith(".png") and r.audio.endswith(".wav")
     assert r.key == f"{r.path}+{r.audio}" and r.extra["condition"] in ("clean", "image_noise", "audio_noise")
     assert is_pairs_manifest(pairs) and load_source(pairs, modality="audio-image").records[0].key == r.key
+    with pytest.raises(DataError, match="--modality audio-image"):
+        load_source(pairs)  # read as a single-modality manifest: says what it is
 
 
 def test_synthetic_pairs_have_both_kinds_of_uninformative_example(tmp_path):

@@ -175,6 +175,9 @@ def _manifest(p: Path, modality: str) -> Source:
     lcol = next((c for c in _LABEL_COLS if c in cols), None)
     if lcol is None and "transcript" in cols:
         lcol = "transcript"  # a speech-to-text manifest: the transcript is what is learned
+    if pcol is None and {"image", "audio"} <= cols:
+        raise DataError(f"manifest {p} pairs images with recordings (image and audio columns): train on it with "
+                        f"--modality audio-image")
     if pcol is None or lcol is None:
         missing = " and ".join(n for n, c in (("path", pcol), ("label", lcol)) if c is None)
         raise DataError(f"manifest {p} has no {missing} column (columns: {', '.join(sorted(cols)) or 'none'}): "
