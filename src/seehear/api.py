@@ -54,7 +54,10 @@ def train(data, out, *, config=None, task: str | None = None, model: str | None 
     if synthetic:
         extra["synthetic"] = {"run": str(synthetic)}
     name = task_of(config, overrides, Path(out), resume, TASKS)
-    return train_task(_task_module(name).TASK, data, out, config=config,
+    task = _task_module(name).TASK
+    if name == "classify" and _task_module("fusion").asked(data, config, overrides, out, resume):
+        task = _task_module("fusion").TASK  # audio-image pairs: classification with two inputs
+    return train_task(task, data, out, config=config,
                       named=deep_merge(named_settings(model, epochs, time_budget, label_pattern, split_by), extra),
                       overrides=[o for o in overrides if o.split("=", 1)[0].strip() != "task"],
                       resume=resume, overwrite=overwrite, progress=progress)
@@ -65,6 +68,8 @@ def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | N
     """Metrics of a trained run on other data: accuracy etc. for classification (label_pattern applies), WER/CER
     for transcription; written to OUT/metrics.json (default RUN/eval/NAME)."""
     name = run_task(run)
+    if name == "classify" and _task_module("fusion").is_fusion_run(run):
+        return _task_module("fusion").evaluate(run, data, out=out, progress=progress)
     if name == "classify":
         return _task_module(name).evaluate(run, data, label_pattern=label_pattern, out=out, progress=progress)
     if name == "transcribe":
@@ -72,9 +77,16 @@ def evaluate(run, data, *, label_pattern: str | None = None, out: str | Path | N
     raise RunError(f"{run} is a {name} run: measure it with `seehear speakers verify`, or train with a test split")
 
 
-def predict(run, inputs: str | Path | Sequence[str | Path], *, top_k: int = 3, progress: bool = False) -> list[dict]:
-    """Top-k labels with probabilities for files or folders of files; unreadable files get an `error` entry."""
+def predict(run, inputs: str | Path | Sequence[str | Path] = (), *, top_k: int = 3, progress: bool = False,
+            image: str | Path | None = None, audio: str | Path | None = None) -> list[dict]:
+    """Top-k labels with probabilities for files or folders of files; unreadable files get an `error` entry.
+    An audio-image run (--modality audio-image) also takes one pair: image=FILE and/or audio=FILE."""
     name = run_task(run)
     if name != "classify":
         raise RunError(f"{run} is a {name} run: use `seehear transcribe` or `seehear speakers` with it")
+    if image is not None or audio is not None:
+        return _task_module("fusion").predict_pair(run, image, audio, top_k_labels=top_k)
+    if _task_module("fusion").is_fusion_run(run):
+        files = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        return _task_module("fusion").predict_files(run, files, top_k_labels=top_k)
     return _task_module(name).predict(run, inputs, top_k_labels=top_k, progress=progress)

@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="what to learn: a label per clip (classify, the default), speech to text (transcribe, "
                          "from transcripts), or speaker embeddings (speakers, from speaker names)")
     tr.add_argument("--model", help="a registered model (see `seehear models`)")
-    tr.add_argument("--modality", choices=["image", "audio", "frames"], help="what the examples are (default: "
-                    "detected); frames: image sequences, a folder of frame images or an animated GIF/WebP each")
+    tr.add_argument("--modality", choices=["image", "audio", "frames", "audio-image"], help="what the examples are "
+                    "(default: detected); frames: image sequences, a folder of frame images or an animated GIF/WebP "
+                    "each; audio-image: DATA is a manifest of (image, audio, label) pairs, fused (fusion.mode)")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--time-budget", type=parse_duration, help="stop training after this long, e.g. 5m")
     tr.add_argument("--label-pattern", help=r"regex with (?P<label>...) on file names")
@@ -78,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="top-k labels for files or folders")
     pr.add_argument("run")
-    pr.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    pr.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER")
+    pr.add_argument("--image", metavar="FILE", help="audio-image runs: the image of a pair (alone also works)")
+    pr.add_argument("--audio", metavar="FILE", help="audio-image runs: the recording of a pair (alone also works)")
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
@@ -143,7 +146,9 @@ def _cmd_evaluate(a) -> int:
 def _cmd_predict(a) -> int:
     from seehear.api import predict
 
-    rows = predict(a.run, a.inputs, top_k=a.top_k)
+    if not a.inputs and a.image is None and a.audio is None:
+        raise SeehearError("give files or folders to predict on (or --image/--audio for an audio-image run)")
+    rows = predict(a.run, a.inputs, top_k=a.top_k, image=a.image, audio=a.audio)
     if a.format == "json":
         print(json.dumps(rows, indent=2))
     elif a.format == "csv":

@@ -219,6 +219,20 @@ class SyntheticConfig:
                               f"got {self.ratio}")
 
 
+@dataclass
+class FusionConfig:
+    """Audio-image pairs (modality audio-image, models/fusion.py): an image and an audio branch, fused."""
+    mode: Literal["early", "late", "attention"] = "attention"  # early: concat -> MLP; late: mean of the branches'
+    # logits (learned weights); attention: the two embeddings as tokens, a learned query weighs them per example
+    modality_dropout: float = 0.3  # training: share of examples with one modality (either, at random) marked absent
+    unimodal_weight: float = 0.5  # training: + this x the loss of each input alone through the same head (the
+    # branch that learns slower still learns: without it the faster modality can carry the fused loss alone)
+    image_model: str = "small_cnn"  # a registered image backbone
+    audio_model: str = "tcresnet8"  # a registered audio backbone, on the log-mel/MFCC front end
+    embed_dim: int = 64  # each branch's embedding (its backbone's output width)
+    hidden: int = 128  # early: the MLP head's hidden width
+
+
 # Sections every run's config.yaml has held; sections added since (pretrain, synthetic, ...) take their defaults when
 # an older run is resumed, so a new section never makes an existing run look damaged.
 REQUIRED_SECTIONS = {"task", "modality", "data", "audio", "image", "augment", "model", "train", "transcribe",
@@ -228,7 +242,8 @@ REQUIRED_SECTIONS = {"task", "modality", "data", "audio", "image", "augment", "m
 @dataclass
 class RunConfig:
     task: Literal["classify", "transcribe", "speakers", "synthesize", "pretrain"] = "classify"  # synthesize: a GAN
-    modality: Literal["auto", "image", "audio", "frames"] = "auto"  # frames: image sequences (data/frames.py)
+    # frames: image sequences (data/frames.py); audio-image: a manifest of pairs (data/pairs.py)
+    modality: Literal["auto", "image", "audio", "frames", "audio-image"] = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -240,6 +255,7 @@ class RunConfig:
     speakers: SpeakerConfig = field(default_factory=SpeakerConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     # --- (de)serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -127,6 +127,20 @@ RECIPES: dict[str, dict] = {
         "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 5e-4, "batch_size": 32, "epochs": 30,
                   "schedule": "onecycle", "label_smoothing": 0.1},
     },
+    # Audio-image pairs (modality audio-image, models/fusion.py): a small CNN on the image, TC-ResNet8 on 40 log-mel
+    # bands; AdamW at the audio recipe's settings (both branches train from scratch together). No flips: digits
+    # and text are not mirror-symmetric. fusion.* (mode, modality dropout, branch models) in config.py.
+    "audio-image": {
+        "modality": "audio-image",
+        "model": {"name": "fusion"},
+        "image": {"size": 32, "resize": "stretch", "tta": "none"},
+        "audio": {"sample_rate": 16000, "clip_seconds": 1.0, "crop": "energy", "features": "logmel", "n_mels": 40,
+                  "f_max": 8000.0, "normalize": "utterance"},
+        "augment": {"flip": False, "crop_pad": 2, "time_shift": 0.1, "speed": [0.9, 1.1], "noise_snr_db": [10.0, 40.0],
+                    "noise_prob": 0.5, "freq_masks": 2, "freq_width": 4, "time_masks": 2, "time_width": 10},
+        "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 64, "epochs": 30,
+                  "schedule": "onecycle", "label_smoothing": 0.1},
+    },
     # Self-supervised image pretraining (task: pretrain, SimCLR; `seehear pretrain DIR`): the small CNN, AdamW with
     # a cosine schedule (contrastive losses like large batches and long runs; these are CPU-sized), no test-time
     # augmentation. Its backbone starts labelled runs with `train --from`.

@@ -24,8 +24,12 @@ _MAX_PROBLEMS = 50  # keep Source.problems readable on huge broken manifests
 
 def load_source(path: str | Path, *, label_pattern: str | None = None, modality: str = "auto") -> Source:
     """List the examples under `path` (see module doc for the accepted layouts)."""
+    if modality == "audio-image":  # a manifest of (image, audio, label) pairs: data/pairs.py
+        from seehear.data.pairs import load_pairs
+
+        return load_pairs(path)
     if modality not in ("auto", "image", "audio", "frames"):
-        raise DataError(f"modality {modality!r} is not one of auto, image, audio, frames")
+        raise DataError(f"modality {modality!r} is not one of auto, image, audio, frames, audio-image")
     p = _existing(path)
     if p.is_file():
         name = p.name.lower()
@@ -186,6 +190,9 @@ def _manifest(p: Path, modality: str) -> Source:
     lcol = next((c for c in _LABEL_COLS if c in cols), None)
     if lcol is None and "transcript" in cols:
         lcol = "transcript"  # a speech-to-text manifest: the transcript is what is learned
+    if pcol is None and {"image", "audio"} <= cols:
+        raise DataError(f"manifest {p} pairs images with recordings (image and audio columns): train on it with "
+                        f"--modality audio-image")
     if pcol is None or lcol is None:
         missing = " and ".join(n for n, c in (("path", pcol), ("label", lcol)) if c is None)
         raise DataError(f"manifest {p} has no {missing} column (columns: {', '.join(sorted(cols)) or 'none'}): "
@@ -213,6 +220,11 @@ def _manifest(p: Path, modality: str) -> Source:
     if not records:
         raise DataError(f"manifest {p}: none of its {len(rows)} rows is usable ({problems[0]})")
     return _finish(records, modality, "manifest", p, problems)
+
+
+def read_manifest_rows(p: Path, problems: list[str]) -> list[tuple[int, dict]]:
+    """(line number, row with lower-cased column names) of a .csv/.jsonl manifest; bad rows noted in problems."""
+    return _read_rows(Path(p), problems)
 
 
 def _read_rows(p: Path, problems: list[str]) -> list[tuple[int, dict]]:

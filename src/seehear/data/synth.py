@@ -49,14 +49,20 @@ def make_shape_images(out_dir, classes: int = 3, per_class: int = 20, size: int 
     for name in SHAPES[:classes]:
         (out / name).mkdir(parents=True, exist_ok=True)
         for j in range(per_class):
-            bg, fg = _contrasting_colours(rng)
-            im = Image.new("RGB", (size, size), bg)
-            r = size * rng.uniform(0.22, 0.36)
-            cx, cy = size / 2 + rng.uniform(-1, 1, 2) * (size / 2 - r - 1)
-            _draw(ImageDraw.Draw(im), name, cx, cy, r, fg, max(1, round(size / 12)))
-            a = np.asarray(im, dtype=np.float32) + rng.normal(0, 8, (size, size, 3))
-            Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(out / name / f"{name}_{j:03d}.png")
+            _shape_image(rng, name, size).save(out / name / f"{name}_{j:03d}.png")
     return out
+
+
+def _shape_image(rng, name: str, size: int, plain: bool = False) -> Image.Image:
+    """plain: a light shape on a dark ground (easier than random colours: learned in a few epochs)."""
+    bg, fg = ((int(rng.integers(0, 60)),) * 3, (int(rng.integers(190, 256)),) * 3) if plain \
+        else _contrasting_colours(rng)
+    im = Image.new("RGB", (size, size), bg)
+    r = size * rng.uniform(0.22, 0.36)
+    cx, cy = size / 2 + rng.uniform(-1, 1, 2) * (size / 2 - r - 1)
+    _draw(ImageDraw.Draw(im), name, cx, cy, r, fg, max(1, round(size / 12)))
+    a = np.asarray(im, dtype=np.float32) + rng.normal(0, 8, (size, size, 3))
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
 def _contrasting_colours(rng):
@@ -107,17 +113,53 @@ def make_tones(out_dir, classes: int = 3, per_class: int = 10, sample_rate: int 
         d = out / f"{round(f0)}hz"
         d.mkdir(parents=True, exist_ok=True)
         for j in range(per_class):
-            f = f0 * rng.uniform(0.98, 1.02)  # jitter well under the gap between classes
-            h2, h3 = rng.uniform(0, 0.5, 2)
-            x = np.sin(2 * np.pi * f * t) + h2 * np.sin(4 * np.pi * f * t) + h3 * np.sin(6 * np.pi * f * t)
-            on = rng.uniform(0, 0.3) * seconds
-            dur = rng.uniform(0.4, 0.65) * seconds
-            env = np.clip(np.minimum((t - on) / 0.02, (on + dur - t) / 0.02), 0, 1)
-            x = x * env / np.abs(x).max() * rng.uniform(0.3, 0.8)
-            x = x + rng.normal(0, 10 ** (-rng.uniform(20, 35) / 20) * 0.5, n)
-            sf.write(d / f"tone{k}_{j:03d}.wav", np.clip(x, -1, 1).astype(np.float32), sample_rate,
-                     subtype="PCM_16")
+            sf.write(d / f"tone{k}_{j:03d}.wav", _tone(rng, f0, t, seconds), sample_rate, subtype="PCM_16")
     return out
+
+
+def _tone(rng, f0: float, t: np.ndarray, seconds: float) -> np.ndarray:
+    f = f0 * rng.uniform(0.98, 1.02)  # jitter well under the gap between classes
+    h2, h3 = rng.uniform(0, 0.5, 2)
+    x = np.sin(2 * np.pi * f * t) + h2 * np.sin(4 * np.pi * f * t) + h3 * np.sin(6 * np.pi * f * t)
+    on = rng.uniform(0, 0.3) * seconds
+    dur = rng.uniform(0.4, 0.65) * seconds
+    env = np.clip(np.minimum((t - on) / 0.02, (on + dur - t) / 0.02), 0, 1)
+    x = x * env / np.abs(x).max() * rng.uniform(0.3, 0.8)
+    x = x + rng.normal(0, 10 ** (-rng.uniform(20, 35) / 20) * 0.5, len(t))
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def make_pairs(out_dir, classes: int = 3, per_class: int = 30, *, noisy_image: float = 0.3,
+               noisy_audio: float = 0.3, size: int = 32, sample_rate: int = 16000, seconds: float = 0.5,
+               seed: int = 0) -> Path:
+    """Audio-image pairs: a light shape on a dark ground (class = shape) with a tone (class = pitch, as make_tones). A share of
+    the pairs has an uninformative image (noise, no shape) and another share an uninformative recording (noise,
+    no tone), never both, so only the two together recognise every pair. Writes images/, audio/ and pairs.csv
+    (image, audio, label, condition = clean | image_noise | audio_noise); returns the manifest's path."""
+    if not 2 <= classes <= len(SHAPES):
+        raise DataError(f"make_pairs: classes must be 2..{len(SHAPES)}, got {classes}")
+    if noisy_image + noisy_audio > 1:
+        raise DataError("make_pairs: noisy_image + noisy_audio must be at most 1")
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    rows = ["image,audio,label,condition"]
+    for k, name in enumerate(SHAPES[:classes]):
+        for j in range(per_class):
+            u = rng.uniform()
+            cond = "image_noise" if u < noisy_image else "audio_noise" if u < noisy_image + noisy_audio else "clean"
+            img = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) \
+                if cond == "image_noise" else _shape_image(rng, name, size, plain=True)
+            wav = (rng.normal(0, 0.2, len(t)).clip(-1, 1).astype(np.float32) if cond == "audio_noise"
+                   else _tone(rng, 220.0 * 2 ** (k * 5 / 12), t, seconds))
+            stem = f"{name}_{j:03d}"
+            img.save(out / "images" / f"{stem}.png")
+            sf.write(out / "audio" / f"{stem}.wav", wav, sample_rate, subtype="PCM_16")
+            rows.append(f"images/{stem}.png,audio/{stem}.wav,{name},{cond}")
+    (out / "pairs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return out / "pairs.csv"
 
 
 def require_espeak() -> str:

@@ -33,6 +33,9 @@ def example_input(meta_input: dict, batch: int = 2, seed: int = 0) -> torch.Tens
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, check: bool = True) -> Path:
     run = load_run(run_dir)
+    if run.modality == "audio-image":
+        raise SeehearError(f"{run_dir} is an audio-image run: ONNX export of two-input fused models is not "
+                           f"supported yet; use `seehear predict {run_dir} --image F --audio F`")
     out = Path(out) if out else run.run_dir / "model.onnx"
     x = example_input(run.meta["input"])
     model = run.model.eval()

@@ -127,6 +127,9 @@ def format_metrics(m: dict) -> str:
     extra = []
     if "top5_accuracy" in m:
         extra.append(f"top-5 {m['top5_accuracy']:.2%}")
+    for key, name in (("accuracy_image_only", "image alone"), ("accuracy_audio_only", "audio alone")):
+        if key in m:  # audio-image runs
+            extra.append(f"{name} {m[key]:.2%}")
     if "ece" in m:
         extra.append(f"ECE {m['ece']:.3f}")
     if "n" in m:

@@ -109,6 +109,9 @@ def _summary(meta: dict, metrics, split, m) -> str:
                  ("UAR (balanced acc.)", _pct(m.get("balanced_accuracy")))]
         if "top5_accuracy" in m:
             cards.append(("top-5 accuracy", _pct(m["top5_accuracy"])))
+        for key, name in (("accuracy_image_only", "image alone"), ("accuracy_audio_only", "audio alone")):
+            if key in m:  # audio-image runs: each input alone, the other marked absent
+                cards.append((name, _pct(m[key])))
         if "worst_group" in m:
             w = m["worst_group"]
             cards.append((f"worst group: {w.get('group')}", _pct(w.get("accuracy"))))

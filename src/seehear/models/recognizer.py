@@ -95,6 +95,10 @@ def input_spec(cfg: RunConfig, modality: str) -> dict:
 
 def build_recognizer(cfg: RunConfig, labels: list[str], modality: str, norm_stats: dict | None = None) -> Recognizer:
     """Build the untrained model a config describes (or rebuild a trained one before loading its weights)."""
+    if modality == "audio-image":  # an image and an audio branch, fused (models/fusion.py)
+        from seehear.models.fusion import build_fusion
+
+        return build_fusion(cfg, labels, norm_stats)
     kwargs = dict(cfg.model.kwargs)
     spec = get_spec(cfg.model.name)
     if spec.task != "classify":

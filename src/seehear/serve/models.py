@@ -34,6 +34,10 @@ class Classifier:
 
         self.run_dir, self.engine, self.limits = run_dir, engine, limits
         self.loaded = load_run(run_dir)
+        if self.loaded.modality == "audio-image":
+            from seehear.errors import RunError
+
+            raise RunError(f"{run_dir} is an audio-image run: serving two-input models is not supported yet")
         self.labels, self.spec = self.loaded.labels, self.loaded.meta["input"]
         self.modality = self.spec["modality"]
         self.streaming = False

@@ -80,6 +80,9 @@ def trust_report(run, data, *, robustness: bool = False, adversarial: bool = Fal
     require_gradients(run)
     loaded = load_run(run)
     run_dir = loaded.run_dir
+    if loaded.modality == "audio-image":
+        raise RunError(f"{run} is an audio-image run: `seehear report` measures single-input runs; its metrics.json "
+                       f"has the fused, image-alone and audio-alone accuracy")
     if loaded.meta.get("task", "classify") != "classify":
         raise RunError(f"{run} is a {loaded.meta.get('task')} run; `seehear report` measures classification runs")
     if loaded.modality == "frames":
