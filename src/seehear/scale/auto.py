@@ -35,7 +35,7 @@ from seehear.engine.checkpoint import read_json
 from seehear.errors import ConfigError, RunError, SeehearError
 from seehear.recipes import deep_merge, user_settings
 from seehear.scale import candidates as cands
-from seehear.scale.auto_report import write_report
+from seehear.scale.auto_report import candidate, why_chosen, write_report
 from seehear.scale.space import fingerprint
 from seehear.scale.tune import nested_settings
 
@@ -108,6 +108,7 @@ def auto(data, out, *, budget: float, candidates: Sequence[str] | None = None,
         if n is None:
             raise ConfigError(_too_small(budget, 2, eta))
         pool = pool[:n]
+    _make_out(out)
     identity = {"format": FORMAT, "recipe": recipe, "modality": source.modality, "budget_seconds": budget,
                 "eta": eta, "data": rf.fingerprint([r.key for r in source.records]),
                 "candidates": [c for c, _, _ in pool], "settings": fingerprint(user)}
@@ -139,6 +140,9 @@ def _check_out(out: Path) -> None:
         if entries and not (out / STATE).is_file():
             raise RunError(f"--out {out} holds files that `seehear auto` did not write (no {STATE}: "
                            f"{', '.join(sorted(entries)[:3])}); choose another --out")
+
+
+def _make_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".seehear-write-test"
@@ -253,7 +257,7 @@ def _search(data, out: Path, state: dict, clock: float, progress: bool, stop_aft
         _save(out, state, spent())
         if stop_after_rung is not None and r >= stop_after_rung and not final:
             return AutoResult(out, None, None, None, None, spent(), False)
-    return _chosen(out, state, spent, progress, copied=False)
+    return _chosen(out, state, spent, progress)
 
 
 def _finish_search(data, out, state, spent, left, progress, task) -> AutoResult:
@@ -273,7 +277,7 @@ def _finish_search(data, out, state, spent, left, progress, task) -> AutoResult:
     _save(out, state, spent())
     if final["status"] == "failed":
         raise RunError(f"the winner {winner} failed to train as {out / 'best'}: {final['runs'][winner]['error']}")
-    return _chosen(out, state, spent, progress, copied=False)
+    return _chosen(out, state, spent, progress)
 
 
 def _copy_winner(out: Path, state: dict, spent, progress: bool, why: str) -> AutoResult:
@@ -291,17 +295,17 @@ def _copy_winner(out: Path, state: dict, spent, progress: bool, why: str) -> Aut
     rungs[-1].update(status="skipped", why=f"no time to train the winner again ({why}); OUT/best is a copy of "
                                           f"{src.name}", candidates=[winner],
                      runs={winner: {**rungs[last]["runs"][winner], "run_dir": str(best), "copied_from": str(src)}})
-    return _chosen(out, state, spent, progress, copied=True)
+    return _chosen(out, state, spent, progress)
 
 
-def _chosen(out: Path, state: dict, spent, progress: bool, copied: bool) -> AutoResult:
+def _chosen(out: Path, state: dict, spent, progress: bool) -> AutoResult:
     final = state["rungs"][-1]
     winner = final["candidates"][0]
     result = final["runs"][winner]
     state["status"] = "done"
-    state["chosen"] = {"name": winner, **{k: v for k, v in _candidate(state, winner).items() if k != "name"},
+    state["chosen"] = {"name": winner, **{k: v for k, v in candidate(state, winner).items() if k != "name"},
                        "run_dir": str(out / "best"), "val_accuracy": result.get("val_accuracy"),
-                       "test_accuracy": result.get("test_accuracy"), "copied": copied}
+                       "test_accuracy": result.get("test_accuracy"), "copied_from": result.get("copied_from")}
     state["why"] = why_chosen(state)
     _save(out, state, spent())
     write_report(out, state)
@@ -310,37 +314,6 @@ def _chosen(out: Path, state: dict, spent, progress: bool, copied: bool) -> Auto
         print(state["why"], flush=True)
     return AutoResult(out, out / "best", winner, result.get("val_accuracy"), result.get("test_accuracy"),
                       state["elapsed_seconds"], True)
-
-
-def _candidate(state: dict, name: str) -> dict:
-    return next(c for c in state["candidates"] if c["name"] == name)
-
-
-def why_chosen(state: dict) -> str:
-    rungs = [g for g in state["rungs"] if g["status"] == "done" and g["runs"]]
-    search = [g for g in rungs if g is not state["rungs"][-1]] or rungs
-    last = search[-1]
-    order = cands.ranking(last)
-    winner = state["rungs"][-1]["candidates"][0]
-    c = _candidate(state, winner)
-    x = last["runs"][winner]
-    text = (f"chose {winner} (model {c['model']}, variant {c['variant']}): of {len(state['candidates'])} candidates, "
-            f"it had the best validation accuracy in rung {last['rung']} ({x['val_accuracy']:.4f} after "
-            f"{x['train_seconds']:.0f}s of training, {len(last['candidates'])} candidates at {last['slot_seconds']:.0f}s "
-            f"each)")
-    if len(order) > 1:
-        y = last["runs"][order[1]]
-        tie = " (same accuracy: lower validation loss)" if y["val_accuracy"] == x["val_accuracy"] else ""
-        text += f"; runner-up {order[1]} {y['val_accuracy']:.4f}{tie}"
-    final = state["rungs"][-1]
-    if final["status"] == "done":
-        b = final["runs"][winner]
-        text += (f". Trained again as best for {b['train_seconds']:.0f}s: validation accuracy "
-                 f"{b['val_accuracy']:.4f}" + (f", test accuracy {b['test_accuracy']:.4f}"
-                                               if b.get("test_accuracy") is not None else ""))
-    elif final.get("why"):
-        text += f". {final['why']}"
-    return text + "."
 
 
 def _overhead(state: dict) -> float:
@@ -396,4 +369,4 @@ def _line(x: dict) -> str:
             f"({x['epochs']} epochs, {x['train_seconds']:.0f}s training, {x['wall_seconds']:.0f}s in all)")
 
 
-__all__ = ["auto", "AutoResult", "why_chosen", "last_validation", "margin", "MIN_RUN_SECONDS"]
+__all__ = ["auto", "AutoResult", "last_validation", "margin", "MIN_RUN_SECONDS"]

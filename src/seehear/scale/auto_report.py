@@ -16,7 +16,7 @@ from seehear.scale.candidates import ranking
 
 def write_report(out: Path, state: dict) -> None:
     chosen = state["chosen"]
-    settings = dict(next(c for c in state["candidates"] if c["name"] == chosen["name"])["settings"])
+    settings = dict(candidate(state, chosen["name"])["settings"])
     final = state["rungs"][-1]["runs"].get(chosen["name"]) or {}
     if final.get("time_budget"):  # the winner's own training time, so that the config trains what OUT/best is
         settings = {**settings, "train": {**(settings.get("train") or {}), "time_budget": final["time_budget"]}}
@@ -25,6 +25,40 @@ def write_report(out: Path, state: dict) -> None:
               f"# Use it with: seehear train DATA --config {out / 'best.yaml'} --out runs/NAME\n")
     write_text(out / "best.yaml", header + yaml.safe_dump(settings, sort_keys=False))
     write_text(out / "report.html", _html(out, state, settings))
+
+
+def candidate(state: dict, name: str) -> dict:
+    return next(c for c in state["candidates"] if c["name"] == name)
+
+
+def why_chosen(state: dict) -> str:
+    """The choice in a sentence, with the numbers it rests on: the winner's rung result, the runner-up, and what
+    the winner reached when trained again as OUT/best."""
+    rungs = [g for g in state["rungs"] if g["status"] == "done" and g["runs"]]
+    search = [g for g in rungs if g is not state["rungs"][-1]] or rungs
+    last = search[-1]
+    order = ranking(last)
+    winner = state["rungs"][-1]["candidates"][0]
+    c = candidate(state, winner)
+    x = last["runs"][winner]
+    text = (f"chose {winner} (model {c['model']}, variant {c['variant']}): of {len(state['candidates'])} "
+            f"candidates, it had the best validation accuracy in rung {last['rung']} ({x['val_accuracy']:.4f} after "
+            f"{x['train_seconds']:.0f}s of training, {len(last['candidates'])} candidates at "
+            f"{last['slot_seconds']:.0f}s each)")
+    if len(order) > 1:
+        y = last["runs"][order[1]]
+        tie = " (same accuracy: lower validation loss)" if y["val_accuracy"] == x["val_accuracy"] else ""
+        text += f"; runner-up {order[1]} {y['val_accuracy']:.4f}{tie}"
+    final = state["rungs"][-1]
+    if final["status"] == "done":
+        b = final["runs"][winner]
+        text += (f". Trained again as best for {b['train_seconds']:.0f}s: validation accuracy "
+                 f"{b['val_accuracy']:.4f}" + (f", test accuracy {b['test_accuracy']:.4f}"
+                                               if b.get("test_accuracy") is not None else ""))
+    elif final.get("why"):
+        text += f". {final['why']}"
+    return text + "."
+
 
 
 def _cell(x: dict | None) -> str:
@@ -43,8 +77,9 @@ def _html(out: Path, state: dict, settings: dict) -> str:
     rows = []
     for c in state["candidates"]:
         mark = " style='font-weight:600'" if c["name"] == chosen["name"] else ""
-        rows.append(f"<tr{mark}><td>{escape(c['name'])}</td><td>{escape(c['model'])}</td><td>{escape(c['variant'])}</td>"
-                    + "".join(_cell(g["runs"].get(c["name"])) for g in rungs) + "</tr>")
+        cells = "".join(_cell(g["runs"].get(c["name"])) for g in rungs)
+        rows.append(f"<tr{mark}><td>{escape(c['name'])}</td><td>{escape(c['model'])}</td>"
+                    f"<td>{escape(c['variant'])}</td>{cells}</tr>")
     ranks = "".join(f"<li>rung {g['rung']}: {escape(' > '.join(ranking(g)) or g.get('why', g['status']))}</li>"
                     for g in rungs)
     best_report = out / "best" / "report.html"
