@@ -11,12 +11,14 @@ A candidate going on to the next rung is retrained from scratch with the longer 
 would climb back up a schedule it had finished; retraining is what the short runs measured, at a cost of at most
 1/eta of each later rung.
 
-The budget is a limit: a rung starts only if all its runs fit in what is left at their planned length (else the
-search stops there and the best so far is trained), the winner gets what is left after the search less a margin,
-and every run's training time is its slot less the largest time a run has so far spent outside training (decoding,
-measuring, writing). OUT/auto.json, written atomically after every run, holds the plan, every run's result and the
-time spent; the same command run again continues where a killed one stopped (finished runs are not retrained; the
-one that was interrupted is tried again) and counts on the time already spent.
+The budget is a limit. Rung r must end by (r + 1)/R of the usable budget (the budget less a margin): a run starts
+only if its training, its slot less the mean time runs have spent outside training (decoding, measuring, writing),
+is at least MIN_TRAIN_SECONDS within what is left of its rung's share; the runs a rung cannot fit are not started
+(recorded as `cut`), and a rung with no time for any is skipped. The winner trains with all the time left.
+
+OUT/auto.json, written atomically after every run, holds the plan, every run's result and the time spent; the same
+command run again continues where a killed one stopped (finished runs are not retrained; the one that was
+interrupted is tried again) and counts on the time already spent.
 """
 from __future__ import annotations
 
@@ -214,7 +216,7 @@ def _search(data, out: Path, state: dict, clock: float, progress: bool, stop_aft
     before = state["elapsed_seconds"]
     state["sessions"] += 1
     spent = lambda: before + time.time() - clock  # noqa: E731  (a resumed search counts on)
-    left = lambda: state["budget_seconds"] - state["margin_seconds"] - spent()  # noqa: E731
+    usable = state["budget_seconds"] - state["margin_seconds"]
     by_name = {c["name"]: c for c in state["candidates"]}
     rungs = state["rungs"]
     for r, rung in enumerate(rungs):
@@ -224,24 +226,28 @@ def _search(data, out: Path, state: dict, clock: float, progress: bool, stop_aft
         if r > 0 and not rung["candidates"]:
             last = max(i for i in range(r) if rungs[i]["status"] == "done")
             rung["candidates"] = cands.ranking(rungs[last])[:rung["size"]]
-        todo = [c for c in rung["candidates"] if rung["runs"].get(c, {}).get("status") not in ("done", "failed")]
-        slot = rung["slot_seconds"]
-        if not final and left() < len(todo) * slot:
-            why = f"needs {len(todo)} x {slot:.0f}s, {max(0.0, left()):.0f}s were left"
-            for later in rungs[r:-1]:
-                later.update(status="skipped", why=why, candidates=[])
-            rungs[-1]["candidates"] = []
-            _save(out, state, spent())
-            return _finish_search(data, out, state, spent, left, progress, task)
+            if len(rung["candidates"]) < 2 and not final:  # nothing left to compare: on to the winner's run
+                rung.update(status="skipped", why="one candidate left (an earlier rung was cut short)", candidates=[])
+                continue
         rung["status"] = "running"
-        for name in todo:
+        todo = [c for c in rung["candidates"] if rung["runs"].get(c, {}).get("status") not in ("done", "failed")]
+        for k, name in enumerate(todo):
             overhead = _overhead(state)
-            run_dir = out / "best" if final else out / "candidates" / f"r{r}-{name}"
-            train_for = (left() if final else slot) - overhead
+            if final:  # the winner: all the time that is left
+                train_for = usable - spent() - overhead
+            else:  # a rung's share of the budget ends at its deadline: a run starts only if it fits before it
+                fits = min(rung["slot_seconds"], (usable * (r + 1) / len(rungs) - spent()) / (len(todo) - k))
+                train_for = fits - overhead
             if train_for < MIN_TRAIN_SECONDS:
+                why = (f"{len(todo) - k} run(s) not started: {max(0.0, train_for + overhead):.0f}s per run were "
+                       f"left, and a run spends {overhead:.0f}s outside training")
                 if final:
-                    return _copy_winner(out, state, spent, progress, f"{max(0.0, left()):.0f}s were left")
-                train_for = MIN_TRAIN_SECONDS
+                    return _copy_winner(out, state, spent, progress, why)
+                if r > 0 or rung["runs"]:
+                    rung["cut"] = why
+                    break
+                train_for = MIN_TRAIN_SECONDS  # the search's first run: the plan gave it at least MIN_RUN_SECONDS
+            run_dir = out / "best" if final else out / "candidates" / f"r{r}-{name}"
             if progress:
                 print(f"rung {r} ({rung['size']} candidate(s)): {name} training for {train_for:.0f}s", flush=True)
             rung["runs"][name] = _run(data, run_dir, by_name[name]["settings"], train_for, task)
@@ -249,34 +255,19 @@ def _search(data, out: Path, state: dict, clock: float, progress: bool, stop_aft
             if progress:
                 print(f"  {_line(rung['runs'][name])}", flush=True)
         if not any(x["status"] == "done" for x in rung["runs"].values()):
-            state["status"] = "failed"
-            _save(out, state, spent())
-            raise RunError(f"every run of rung {r} failed (see {out / STATE}, e.g. "
-                           f"{next(iter(rung['runs'].values())).get('error')})")
-        rung["status"] = "done"
+            if rung["runs"]:
+                state["status"] = "failed"
+                _save(out, state, spent())
+                raise RunError(f"every run of rung {r} failed (see {out / STATE}, e.g. "
+                               f"{next(iter(rung['runs'].values())).get('error')})")
+            rung.update(status="skipped", why=rung.pop("cut"), candidates=[])
+        else:
+            rung["status"] = "done"
         _save(out, state, spent())
+        if progress and rung.get("cut"):
+            print(f"rung {r} cut short: {rung['cut']}", flush=True)
         if stop_after_rung is not None and r >= stop_after_rung and not final:
             return AutoResult(out, None, None, None, None, spent(), False)
-    return _chosen(out, state, spent, progress)
-
-
-def _finish_search(data, out, state, spent, left, progress, task) -> AutoResult:
-    """The search stopped early: the best of the last finished rung trains as OUT/best with what is left."""
-    rungs = state["rungs"]
-    last = max(i for i, g in enumerate(rungs) if g["status"] == "done")
-    winner = cands.ranking(rungs[last])[0]
-    final = rungs[-1]
-    final["candidates"] = [winner]
-    train_for = left() - _overhead(state)
-    if train_for < MIN_TRAIN_SECONDS:
-        return _copy_winner(out, state, spent, progress, f"{max(0.0, left()):.0f}s were left")
-    by_name = {c["name"]: c for c in state["candidates"]}
-    final["status"] = "running"
-    final["runs"][winner] = _run(data, out / "best", by_name[winner]["settings"], train_for, task)
-    final["status"] = "done" if final["runs"][winner]["status"] == "done" else "failed"
-    _save(out, state, spent())
-    if final["status"] == "failed":
-        raise RunError(f"the winner {winner} failed to train as {out / 'best'}: {final['runs'][winner]['error']}")
     return _chosen(out, state, spent, progress)
 
 
@@ -319,7 +310,7 @@ def _chosen(out: Path, state: dict, spent, progress: bool) -> AutoResult:
 def _overhead(state: dict) -> float:
     seen = [x["wall_seconds"] - x["train_seconds"] for g in state["rungs"] for x in g["runs"].values()
             if x.get("status") == "done" and x.get("train_seconds") is not None and not x.get("copied_from")]
-    return max(seen) if seen else OVERHEAD_GUESS
+    return sum(seen) / len(seen) if seen else OVERHEAD_GUESS  # the margin absorbs the spread
 
 
 def _run(data, run_dir: Path, settings: dict, train_for: float, task) -> dict:

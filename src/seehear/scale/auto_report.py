@@ -43,8 +43,10 @@ def why_chosen(state: dict) -> str:
     x = last["runs"][winner]
     text = (f"chose {winner} (model {c['model']}, variant {c['variant']}): of {len(state['candidates'])} "
             f"candidates, it had the best validation accuracy in rung {last['rung']} ({x['val_accuracy']:.4f} after "
-            f"{x['train_seconds']:.0f}s of training, {len(last['candidates'])} candidates at "
-            f"{last['slot_seconds']:.0f}s each)")
+            f"{x['train_seconds']:.0f}s of training; {len(last['runs'])} of {len(last['candidates'])} candidates run, "
+            f"{last['slot_seconds']:.0f}s each planned)")
+    if last.get("cut"):
+        text += f"; rung {last['rung']} was cut short ({last['cut']})"
     if len(order) > 1:
         y = last["runs"][order[1]]
         tie = " (same accuracy: lower validation loss)" if y["val_accuracy"] == x["val_accuracy"] else ""
@@ -80,8 +82,8 @@ def _html(out: Path, state: dict, settings: dict) -> str:
         cells = "".join(_cell(g["runs"].get(c["name"])) for g in rungs)
         rows.append(f"<tr{mark}><td>{escape(c['name'])}</td><td>{escape(c['model'])}</td>"
                     f"<td>{escape(c['variant'])}</td>{cells}</tr>")
-    ranks = "".join(f"<li>rung {g['rung']}: {escape(' > '.join(ranking(g)) or g.get('why', g['status']))}</li>"
-                    for g in rungs)
+    ranks = "".join(f"<li>rung {g['rung']}: {escape(' > '.join(ranking(g)) or g.get('why', g['status']))}"
+                    f"{escape(' (cut short: ' + g['cut'] + ')') if g.get('cut') else ''}</li>" for g in rungs)
     best_report = out / "best" / "report.html"
     link = f"<p><a href='best/report.html'>the best run's report</a></p>" if best_report.is_file() else ""
     facts = (f"<table class='kv'><tr><td>data</td><td>{escape(state['recipe'])} ({escape(state['modality'])})</td></tr>"
