@@ -7,7 +7,7 @@ winner trained again as OUT/best) and `seehear train DATA` with the default reci
 (candidates, seconds each, validation accuracy), and the wall time each took (auto's is measured by auto itself).
 No goal: the issue asks for none; this says whether the search beats the hand-tuned recipe in the same time.
 
-    .venv/bin/python bench/auto.py                          # both, 10 min each → bench/results/auto.json
+    .venv/bin/python bench/auto.py                          # both, 5 min a side (20 min) → bench/results/auto.json
     .venv/bin/python bench/auto.py --data fsdd --budget 300
     .venv/bin/python bench/auto.py --limit small            # smoke (FSDD, 3 takes, 60 s each) → /tmp
 """
@@ -24,7 +24,7 @@ from fsdd import TEST_TAKES, recordings
 from peer import write_manifest
 
 CALTECH = DATA / "caltech101-7"
-BUDGET = 600  # seconds of wall clock for each side
+BUDGET = 300  # seconds of wall clock for each side
 THREADS = ["train.threads=2"]
 SMALL = {"takes": 3, "budget": 60}  # --limit small: 180 clips, a minute each side: plumbing, not a result
 
@@ -46,7 +46,7 @@ def datasets(small: bool, which: list[str]) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", choices=["fsdd", "caltech", "both"], default="both")
-    ap.add_argument("--budget", type=float, default=BUDGET, help="seconds for each side (default 600)")
+    ap.add_argument("--budget", type=float, default=BUDGET, help="seconds for each side (default 300)")
     ap.add_argument("--limit", choices=["small"], help="small: a smoke run of about two minutes, written to /tmp")
     args = ap.parse_args(argv)
     import seehear

@@ -51,7 +51,9 @@ def test_search_stops_after_rung_0_resumes_and_the_best_run_predicts(shapes_dir,
     assert not first.finished and first.best_run is None and not (out / "best").exists()
     state = json.loads((out / "auto.json").read_text())
     r0, r1 = state["rungs"]
-    assert r0["status"] == "done" and r1["status"] == "planned" and set(r0["runs"]) == set(r0["candidates"])
+    assert r0["status"] == "done" and r1["status"] == "planned" and set(r0["runs"]) <= set(r0["candidates"])
+    # all three ran, unless a busy machine made runs slower than planned: then those that did not fit never started
+    assert len(r0["runs"]) == 3 or "not started" in r0["cut"]
     created = {c: json.loads((Path(x["run_dir"]) / "meta.json").read_text())["created"] for c, x in r0["runs"].items()}
     spent_first = state["elapsed_seconds"]
 

@@ -46,6 +46,7 @@ STATE = "auto.json"
 MIN_RUN_SECONDS = 6.0  # one run: decode, a few training steps, validate and write; a rung gives each run at least this
 MIN_TRAIN_SECONDS = 2.0  # training time of the shortest run worth starting
 OVERHEAD_GUESS = 4.0  # seconds a run spends outside training, until one has been measured
+FINAL_OVERHEAD_FACTOR = 1.25  # the winner's longer run validates more epochs than its measured short one
 
 
 def margin(budget: float) -> float:
@@ -232,8 +233,9 @@ def _search(data, out: Path, state: dict, clock: float, progress: bool, stop_aft
         rung["status"] = "running"
         todo = [c for c in rung["candidates"] if rung["runs"].get(c, {}).get("status") not in ("done", "failed")]
         for k, name in enumerate(todo):
-            overhead = _overhead(state)
-            if final:  # the winner: all the time that is left
+            overhead = _overhead(state, name)
+            if final:  # the winner: all the time that is left; it validates more epochs than its short run did
+                overhead *= FINAL_OVERHEAD_FACTOR
                 train_for = usable - spent() - overhead
             else:  # a rung's share of the budget ends at its deadline: a run starts only if it fits before it
                 fits = min(rung["slot_seconds"], (usable * (r + 1) / len(rungs) - spent()) / (len(todo) - k))
@@ -307,10 +309,15 @@ def _chosen(out: Path, state: dict, spent, progress: bool) -> AutoResult:
                       state["elapsed_seconds"], True)
 
 
-def _overhead(state: dict) -> float:
-    seen = [x["wall_seconds"] - x["train_seconds"] for g in state["rungs"] for x in g["runs"].values()
+def _overhead(state: dict, name: str) -> float:
+    """Seconds a run of `name` will spend outside training: the most its own earlier runs spent (validation every
+    epoch makes this differ between families several times over), else the mean of all runs so far."""
+    seen = [(c, x["wall_seconds"] - x["train_seconds"]) for g in state["rungs"] for c, x in g["runs"].items()
             if x.get("status") == "done" and x.get("train_seconds") is not None and not x.get("copied_from")]
-    return sum(seen) / len(seen) if seen else OVERHEAD_GUESS  # the margin absorbs the spread
+    own = [v for c, v in seen if c == name]
+    if own:
+        return max(own)
+    return sum(v for _, v in seen) / len(seen) if seen else OVERHEAD_GUESS  # the margin absorbs the spread
 
 
 def _run(data, run_dir: Path, settings: dict, train_for: float, task) -> dict:
