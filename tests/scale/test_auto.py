@@ -130,10 +130,9 @@ def test_one_line_errors(shapes_dir, tmp_path):
     assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
-def test_a_budget_is_a_limit_when_runs_cost_more_than_planned(shapes_dir, tmp_path, monkeypatch):
-    """Runs that spend 20 s outside training (a slow decoder, say) on a clock the test drives: rung 0 is cut to
-    what fits in its share, rung 1 is skipped, the winner trains with what is left, and the total stays within
-    the budget."""
+def _driven_clock(monkeypatch, outside: float) -> list:
+    """auto's clock and runs replaced: each run takes `outside` seconds besides its training; returns the runs
+    started as (folder name, training seconds)."""
     import seehear.scale.auto as auto_mod
 
     now = [1000.0]
@@ -142,12 +141,23 @@ def test_a_budget_is_a_limit_when_runs_cost_more_than_planned(shapes_dir, tmp_pa
 
     def fake_run(data, run_dir, settings, train_for, task):
         started.append((run_dir.name, train_for))
-        now[0] += 20.0 + train_for
+        now[0] += outside + train_for
+        run_dir.mkdir(parents=True)
+        (run_dir / "meta.json").write_text("{}")
         acc = {"fastnet": 0.9, "resnet8": 0.8}.get(run_dir.name.split("-", 1)[-1], 0.5)
-        return {"run_dir": str(run_dir), "time_budget": train_for, "status": "done", "wall_seconds": 20.0 + train_for,
-                "train_seconds": train_for, "epochs": 1, "val_accuracy": acc, "val_loss": 1.0, "test_accuracy": acc}
+        return {"run_dir": str(run_dir), "time_budget": train_for, "status": "done", "epochs": 1,
+                "wall_seconds": outside + train_for, "train_seconds": train_for, "val_accuracy": acc,
+                "val_loss": 1.0, "test_accuracy": acc}
 
     monkeypatch.setattr(auto_mod, "_run", fake_run)
+    return started
+
+
+def test_a_budget_is_a_limit_when_runs_cost_more_than_planned(shapes_dir, tmp_path, monkeypatch):
+    """Runs that spend 20 s outside training (a slow decoder, say) on a clock the test drives: rung 0 is cut to
+    what fits in its share, rung 1 is skipped, the winner trains with what is left, and the total stays within
+    the budget."""
+    started = _driven_clock(monkeypatch, 20.0)
     r = auto(shapes_dir, tmp_path / "auto", budget=300, max_candidates=9, progress=False)
     state = json.loads((tmp_path / "auto" / "auto.json").read_text())
     sizes = [g["size"] for g in state["rungs"]]
@@ -161,3 +171,13 @@ def test_a_budget_is_a_limit_when_runs_cost_more_than_planned(shapes_dir, tmp_pa
     assert r.finished and r.chosen == "fastnet"
     assert state["elapsed_seconds"] <= usable + 1e-6  # the whole search, the winner included, within the budget
     assert "cut short" in (tmp_path / "auto" / "report.html").read_text()
+
+
+def test_no_time_left_for_the_winner_copies_its_run(shapes_dir, tmp_path, monkeypatch):
+    started = _driven_clock(monkeypatch, 40.0)
+    r = auto(shapes_dir, tmp_path / "auto", budget=100, progress=False)
+    state = json.loads((tmp_path / "auto" / "auto.json").read_text())
+    assert [d for d, _ in started] == ["r0-fastnet"]  # the winner's run was never started: it could not fit
+    assert r.finished and r.chosen == "fastnet" and state["rungs"][-1]["status"] == "skipped"
+    assert (tmp_path / "auto" / "best" / "meta.json").is_file() and "copy of r0-fastnet" in state["why"]
+    assert state["elapsed_seconds"] <= 100 - margin(100)
