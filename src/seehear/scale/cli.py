@@ -35,6 +35,24 @@ def add_commands(sub) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_tune)
 
+    au = sub.add_parser("auto", help="pick the model family and recipe for DATA by successive halving within a "
+                                     "time budget; the winner trains as OUT/best")
+    au.add_argument("data")
+    au.add_argument("--out", required=True, help="search folder: candidates/, best/ (a run), auto.json, best.yaml, "
+                                                 "report.html; the same command again continues a killed search")
+    au.add_argument("--budget", required=True, type=parse_duration, help="wall-clock time for everything, e.g. 20m")
+    au.add_argument("--candidates", type=lambda s: [c.strip() for c in s.split(",") if c.strip()],
+                    help="comma-separated candidate names (default: as many as the budget allows, up to "
+                         "--max-candidates; see src/seehear/scale/candidates.py)")
+    au.add_argument("--max-candidates", type=int, default=9)
+    au.add_argument("--eta", type=int, default=3, help="the top 1/eta of each rung go on with eta times the time")
+    au.add_argument("--config", help="YAML with fixed settings for every candidate (not model.name)")
+    au.add_argument("--label-pattern")
+    au.add_argument("--split-by")
+    au.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    au.add_argument("--quiet", action="store_true")
+    au.set_defaults(handler=_cmd_auto)
+
     f = sub.add_parser("federate", help="federated training with Flower: a server and one client process per "
                                         "speaker (or manifest column) on 127.0.0.1; the global model is a run")
     f.add_argument("data")
@@ -69,6 +87,17 @@ def _cmd_tune(a) -> int:
         print(f"settings: {r.best_yaml}   (seehear train DATA --config {r.best_yaml} --out runs/NAME)")
     else:
         print(f"{r.trials} trials finished, none complete (all pruned?); see {r.out / 'study.json'}")
+    return 0
+
+
+def _cmd_auto(a) -> int:
+    from seehear.scale.auto import auto
+
+    r = auto(a.data, a.out, budget=a.budget, candidates=a.candidates, max_candidates=a.max_candidates, eta=a.eta,
+             config=a.config, label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides,
+             progress=not a.quiet)
+    print(f"best: {r.best_run} ({r.chosen}; validation accuracy {r.val_accuracy:.4f}) after {r.elapsed_seconds:.0f}s")
+    print(f"settings: {r.out / 'best.yaml'}   report: {r.out / 'report.html'}")
     return 0
 
 

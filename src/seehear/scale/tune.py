@@ -65,7 +65,7 @@ def _pruner(name):
     raise ConfigError(f"unknown pruner {name!r}; use one of {', '.join(PRUNERS)}")
 
 
-def _nested(assignments: Sequence[str]) -> dict:
+def nested_settings(assignments: Sequence[str]) -> dict:
     """`train.lr=0.1` strings as a nested settings dict (values parsed as YAML, as --set does)."""
     out: dict = {}
     for a in assignments:
@@ -128,7 +128,7 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
     pruner_obj = _pruner(pruner)
     per_trial = _budgets(budget, trials, trial_budget)
     user = deep_merge(deep_merge(user_settings(config), named_settings(label_pattern=label_pattern,
-                                                                       split_by=split_by)), _nested(overrides))
+                                                                       split_by=split_by)), nested_settings(overrides))
     if user.get("task", "classify") != "classify":
         raise ConfigError("seehear tune searches classification runs; task transcribe/speakers is not tuned yet")
     source = TASK.load(data, (user.get("data") or {}).get("label_pattern"))
