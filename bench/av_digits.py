@@ -12,7 +12,7 @@ Goals: `fused_accuracy_clean` above the better single input; `fused_accuracy_one
 its worst severity, audio at its worst) >= 0.95.
 
     .venv/bin/python bench/av_digits.py                    # → bench/results/av-digits.json
-    SEEHEAR_BENCH_RESULTS=/tmp/sh .venv/bin/python bench/av_digits.py --limit small    # smoke (~1-2 min)
+    .venv/bin/python bench/av_digits.py --limit small    # smoke (~1-2 min) → /tmp/seehear-bench/results/
     .venv/bin/python bench/av_digits.py --set fusion.mode=late --budget 120            (dev runs)
 """
 from __future__ import annotations
@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     # small: a fixed number of epochs, not a time budget: on a busy shared machine 20 s can be 3 steps
     length = "train.epochs=6" if args.limit and not args.budget else f"train.time_budget={args.budget or BUDGET}"
     name = "av-digits" + ("-small" if args.limit else "")
-    with Bench(name) as b:
+    with Bench(name, results=WORK / "results" if args.limit else None) as b:  # a smoke run never replaces results
         manifest = build_pairs(args.limit)
         overrides = [*OVERRIDES, length, *args.set]
         b.figures["data"] = {"manifest": str(manifest), "test_speakers": list(TEST_SPEAKERS),

@@ -13,7 +13,8 @@ either way, and the learning curve: downstream accuracy against pretraining minu
 held-out masked-prediction accuracy.
 
     .venv/bin/python bench/ssl_speech.py                     # → bench/results/ssl-speech.json (~75 min)
-    SEEHEAR_BENCH_RESULTS=/tmp/b .venv/bin/python bench/ssl_speech.py --limit small   # plumbing, ~3 min
+    .venv/bin/python bench/ssl_speech.py --pretrain-minutes 10   # one pretraining budget (~30 min)
+    .venv/bin/python bench/ssl_speech.py --limit small       # plumbing, ~3 min → /tmp/seehear-bench/results/
 """
 from __future__ import annotations
 
@@ -118,8 +119,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", choices=["small"], help="small: a plumbing check in ~3 min")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pretrain-minutes", help="comma-separated pretraining budgets in minutes (default "
+                                               f"{','.join(f'{m:g}' for m in FULL['pretrain_minutes'])})")
     args = ap.parse_args(argv)
-    s = SMALL if args.limit else FULL
+    s = dict(SMALL if args.limit else FULL)
+    if args.pretrain_minutes:
+        s["pretrain_minutes"] = [float(m) for m in args.pretrain_minutes.split(",")]
     name = "ssl-speech-small" if args.limit else "ssl-speech"
     from seehear.tasks.pretrain import pretrain
 
@@ -127,7 +132,7 @@ def main(argv=None) -> None:
     pool, kws = pool_dir(rows, s["pool"]), keyword_manifest(rows, s["kws_test"])
     digits = connected_digits(s["asr_train"], s["asr_test"], args.seed)
     runs = WORK / "ssl-speech" / "runs"
-    with Bench(name) as b:
+    with Bench(name, results=WORK / "results" if args.limit else None) as b:  # a smoke run never replaces results
         b.figures["settings"] = {**s, "test_speakers": TEST_SPEAKERS, "encoder": ENCODER}
         print("== keyword classification from scratch", file=sys.stderr, flush=True)
         scratch = classify(kws, runs / "kws-scratch", s["kws_seconds"], None)

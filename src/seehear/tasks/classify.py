@@ -100,6 +100,7 @@ class Classify(Task):
         return self.load_as(data, label_pattern, "auto")
 
     def load_as(self, data, label_pattern, modality):
+        """Subclasses (fusion, federated) override this, not load: the lifecycle calls load_as."""
         source = load_source(data, label_pattern=label_pattern, modality=modality)
         require_trainable(source)
         return source
