@@ -226,7 +226,8 @@ def episodic_parts(model: Recognizer, cfg: RunConfig, train, valid, unlabelled):
     return loader, val_loader, EpisodicModule(model, cfg, len(loader))
 
 
-VAL_EPISODES = 30  # train.episodic: validation episodes per epoch (the same each epoch)
+VAL_EPISODES = 10  # train.episodic: validation episodes per epoch (the same each epoch; 30 cost more than the
+# training steps of an FSDD epoch)
 
 
 def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume: bool = False,
