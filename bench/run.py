@@ -18,7 +18,8 @@ BENCH = Path(__file__).resolve().parent
 ALL = ["hardware", "frontend", "latency", "fsdd", "fsdd --fast", "emodb", "cifar10", "cifar10 --budget 1800",
        "cifar10_peer", "cifar10_peer --budget 480",
        "fsdd_connected", "speechocean762_asr", "speechocean762_verify", "serve_load",
-       "compress --subset 500 --budget 120", "compress --data fsdd", "int8_saturation_probe"]  # "name args": the script with arguments
+       "compress --subset 500 --budget 120", "compress --data fsdd", "int8_saturation_probe",
+       "fewshot_fsdd", "fewshot_cifar10"]  # "name args": the script with arguments
 
 
 def main(argv: list[str]) -> int:

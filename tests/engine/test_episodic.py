@@ -47,9 +47,9 @@ def test_validation_episodes_take_queries_from_the_validation_split_and_repeat()
 
 def test_prototypical_loss_is_the_hand_computation():
     support = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
-    query = torch.tensor([[1.5, 0.0]])  # squared distances 2.25 and 0.25; its class is the second
+    query = torch.tensor([[1.5, 0.0]])  # squared distances 2.25 and 0.25, over 2 dimensions; its class is the second
     loss, acc = prototypical_loss(support, torch.tensor([3, 7]), query, torch.tensor([7]))
-    assert loss.item() == pytest.approx(0.25 + math.log(math.exp(-2.25) + math.exp(-0.25)), abs=1e-6)
+    assert loss.item() == pytest.approx(0.125 + math.log(math.exp(-1.125) + math.exp(-0.125)), abs=1e-6)
     assert acc.item() == 1.0
     # prototypes are means: two shots at (0, 1) and (0, 3) make (0, 2); cosine scaled by 10
     loss, acc = prototypical_loss(torch.tensor([[0.0, 1.0], [0.0, 3.0], [1.0, 0.0], [3.0, 0.0]]),

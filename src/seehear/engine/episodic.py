@@ -6,6 +6,10 @@ embedding maps use), a class's prototype is the mean of its support embeddings, 
 the queries' negative squared Euclidean distances to the prototypes (or 10 x cosine, train.episode_metric). An
 embedding trained to make prototypes from few examples work is what `fewshot enroll` and `evaluate_fewshot` use.
 
+The squared distance is divided by the embedding's dimension (a mean over dimensions, not Snell's sum): fastnet's
+256 post-ReLU features summed gave a first loss of 69 under the image recipe's SGD at lr 0.375, then a validation
+loss of 7e9 and an embedding collapsed to a constant (loss log 5) within 3 epochs on a CIFAR-10 smoke run.
+
 The classifier head learns at the same time, by cross-entropy on every example of the episode weighted by
 train.episode_head_weight, so the run stays an ordinary classification run: predict, evaluate, export and serve
 use the head as for any run. The default weight is 1: on generated digits (0-4 trained, 6 epochs, 5-way 5-shot
@@ -39,10 +43,11 @@ def prototypes(support: torch.Tensor, support_y: torch.Tensor) -> tuple[torch.Te
 
 
 def prototype_logits(query: torch.Tensor, protos: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
-    """[Q, ways]: negative squared Euclidean distance to each prototype, or COSINE_SCALE x cosine."""
+    """[Q, ways]: negative squared Euclidean distance to each prototype over the dimension, or COSINE_SCALE x
+    cosine."""
     if metric == "cosine":
         return COSINE_SCALE * F.normalize(query, dim=1) @ F.normalize(protos, dim=1).T
-    return -torch.cdist(query, protos).pow(2)
+    return -torch.cdist(query, protos).pow(2) / query.shape[1]
 
 
 def prototypical_loss(support, support_y, query, query_y, metric: str = "euclidean"):
