@@ -160,6 +160,14 @@ class TrainConfig:
     fixmatch_threshold: float = 0.95  # with data.unlabelled: pseudo-labels only where the weak view is this sure
     unlabelled_weight: float = 1.0  # with data.unlabelled: weight of the pseudo-label loss (FixMatch's lambda_u)
     backbone_lr_scale: float = 1.0  # learning-rate multiplier for everything but the head (transfer: e.g. 0.1)
+    # episodic (prototypical-network) training of the embedding, engine/episodic.py; each step is one episode of
+    # episode_ways classes x (episode_shots support + episode_queries query) examples from the training split
+    episodic: bool = False
+    episode_ways: int = 5
+    episode_shots: int = 5
+    episode_queries: int = 5
+    episode_metric: Literal["euclidean", "cosine"] = "euclidean"  # euclidean: squared distance (Snell et al. 2017)
+    episode_head_weight: float = 1.0  # the classifier head learns beside it (cross-entropy x this), for predict
     # transcription (CTC) only:
     inter_ctc_weight: float = 0.0  # intermediate CTC (Lee & Watanabe 2021) from the middle block; Conformer/Transformer
     sortagrad: bool = False  # the first epoch's batches shortest first (Amodei et al. 2016), shuffled after

@@ -166,7 +166,10 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     loader = Batches(x, y, batch_size, shuffle=True, seed=t.seed, drop_last=True, alternate_flip=alternate,
                      sample_weights=sample_weights(y, num_classes, t.sampler, groups))
     val_loader = Batches(*valid, batch_size=max(256, t.batch_size), shuffle=False) if valid and len(valid[1]) else None
-    if unlabelled is not None and len(unlabelled):
+    if t.episodic:  # prototypical training: one episode per step (engine/episodic.py)
+        loader, val_loader, module = episodic_parts(model, cfg, train, valid, unlabelled)
+        batch_size = t.episode_ways * (t.episode_shots + t.episode_queries)
+    elif unlabelled is not None and len(unlabelled):
         from seehear.engine.fixmatch import FixMatchModule
 
         module = FixMatchModule(model, cfg, len(loader), unlabelled, class_weights=class_w, class_counts=counts)
@@ -194,7 +197,37 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     model.eval()
     if hasattr(module, "summary"):
         info["fixmatch"] = module.summary()
+    if t.episodic:
+        info["episodic"] = {"ways": t.episode_ways, "shots": t.episode_shots, "queries": t.episode_queries,
+                            "metric": t.episode_metric, "head_weight": t.episode_head_weight,
+                            "episodes_per_epoch": len(loader), "validation_episodes": VAL_EPISODES}
     return {**info, "batch_size": batch_size}
+
+
+def episodic_parts(model: Recognizer, cfg: RunConfig, train, valid, unlabelled):
+    """(episode loader, validation episodes or None, EpisodicModule) for train.episodic; one line for what cannot
+    be combined with it or what the data cannot fill."""
+    from seehear.engine.episodes import Episodes, check_episodes
+    from seehear.engine.episodic import EpisodicModule
+
+    t = cfg.train
+    if unlabelled is not None and len(unlabelled):
+        raise ConfigError("train.episodic and unlabelled data (FixMatch) cannot be combined; use one of them")
+    if t.devices > 1:
+        raise ConfigError("train.episodic trains on one device; set train.devices=1")
+    x, y = train
+    check_episodes(y, t.episode_ways, t.episode_shots, t.episode_queries, model.labels)
+    per = t.episode_ways * (t.episode_shots + t.episode_queries)
+    loader = Episodes(x, y, t.episode_ways, t.episode_shots, t.episode_queries, max(1, len(y) // per), seed=t.seed)
+    val_loader = None
+    if valid is not None and len(valid[1]) and len(set(y.tolist()) & set(valid[1].tolist())) >= 2:
+        val_loader = Episodes(x, y, t.episode_ways, t.episode_shots, t.episode_queries, VAL_EPISODES,
+                              seed=t.seed + 1, query=valid)
+    return loader, val_loader, EpisodicModule(model, cfg, len(loader))
+
+
+VAL_EPISODES = 10  # train.episodic: validation episodes per epoch (the same each epoch; 30 cost more than the
+# training steps of an FSDD epoch)
 
 
 def fit_module(module, cfg: RunConfig, loader, val_loader, run_dir: Path, resume: bool = False,

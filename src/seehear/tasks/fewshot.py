@@ -12,6 +12,9 @@ class exists, it predicts by the nearest prototype by cosine similarity, over al
 are softmax(SCALE * cosine), a similarity ranking and not calibrated like the classifier's. evaluate, export and
 serve keep using the classifier (the ONNX graph has no prototypes).
 
+`evaluate_fewshot` (`seehear fewshot RUN evaluate DATA --ways 5 --shots 1 5`) measures the same rule on episodes of
+classes the run may never have seen: the few-shot benchmarks call it (bench/fewshot_*.py).
+
 Files: RUN/prototypes.safetensors (one row per class) and RUN/prototypes.json (labels, which are few-shot, how many
 examples each), both written atomically, the tensors first, so a reader never sees labels without their rows.
 """
@@ -27,6 +30,8 @@ from seehear.data.cache import decode_all
 from seehear.data.sources import list_files, load_source
 from seehear.engine import run_folder as rf
 from seehear.engine.checkpoint import load_weights, save_weights
+from seehear.engine.episodes import by_class, check_episodes, sample_episode
+from seehear.engine.episodic import prototypical_loss
 from seehear.errors import DataError, InputMismatchError, RunError
 from seehear.trust.embeddings import embed
 
@@ -80,17 +85,25 @@ def _decoded_embeddings(loaded: rf.LoadedRun, records, progress: bool = False):
     return kept, torch.cat(embs) if embs else torch.zeros(0, 0), skipped
 
 
-def base_prototypes(loaded: rf.LoadedRun) -> tuple[torch.Tensor, list[int], torch.Tensor]:
-    """Prototypes of the run's own classes from its training split (needs the training data where it was)."""
+def training_embeddings(loaded: rf.LoadedRun, why: str = "the first few-shot class needs the run's training data, "
+                                                          "to give its own classes prototypes too"):
+    """(records, kept record indices, raw embeddings) of the run's training split (split.json + the data folder
+    named in meta.json), for its classes' prototypes and for the mean that embeddings are centred on."""
     data = (loaded.meta.get("data") or {}).get("source")
     split = loaded.run_dir / "split.json"
     if not data or not Path(data).exists() or not split.is_file():
-        raise DataError(f"the first few-shot class needs the run's training data, to give its own classes "
-                        f"prototypes too, but {data or 'it'} is not there any more; put it back where it was trained")
+        raise DataError(f"{why}, but {data or 'it'} is not there any more; put it back where it was trained")
     source = load_source(data, label_pattern=loaded.cfg.data.label_pattern)
     train = set(read_json(split).get("train", []))
     records = [r for r in source.records if r.key in train and r.label in loaded.labels]
     kept, raw, _ = _decoded_embeddings(loaded, records)
+    return records, kept, raw
+
+
+def base_prototypes(loaded: rf.LoadedRun) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """Prototypes of the run's own classes from its training split (needs the training data where it was)."""
+    records, kept, raw = training_embeddings(loaded)
+    data = loaded.meta["data"]["source"]
     center = raw.mean(0)
     emb = F.normalize(raw - center, dim=1)
     rows, counts = [], []
@@ -165,3 +178,44 @@ def forget(run, label: str) -> dict:
     index.update(labels=labels, fewshot=fewshot, counts=[protos["counts"][j] for j in keep])
     write_json(run_dir / INDEX, index)
     return index
+
+
+def evaluate_fewshot(run, data, ways: int = 5, shots=(1, 5), episodes: int = 600, seed: int = 0,
+                     queries: int = 15, progress: bool = False) -> dict:
+    """Few-shot accuracy of a run's embedding on the classes of `data` (new ones or not): `episodes` episodes of
+    `ways` classes drawn at random, `shots` labelled examples each (an int or several), `queries` more of each
+    classified by the nearest prototype by cosine on centred embeddings (the rule `enroll` + `predict` follow).
+    Returns, per shot count, the mean accuracy over episodes and its 95% interval (1.96 standard errors, as
+    few-shot papers report). The same seed gives the same episodes for every run compared.
+
+    Embeddings are centred on the run's training-split mean when its training data is where it was, else on the
+    mean of `data` (no labels used; `center` in the result says which)."""
+    loaded = rf.load_run(run)
+    if loaded.task != "classify":
+        raise RunError(f"{run} is a {loaded.task} run; few-shot evaluation needs a classification run's embedding")
+    source = load_source(str(data), label_pattern=loaded.cfg.data.label_pattern)
+    if source.modality != loaded.modality:
+        raise InputMismatchError(f"{run} recognises {loaded.modality}, but {data} holds {source.modality}")
+    kept, raw, skipped = _decoded_embeddings(loaded, source.records, progress)
+    labels = sorted({source.records[i].label for i in kept})
+    y = torch.tensor([labels.index(source.records[i].label) for i in kept], dtype=torch.long)
+    try:
+        center, centred_on = training_embeddings(loaded, "centring needs the training data")[2].mean(0), "training split"
+    except DataError:
+        center, centred_on = raw.mean(0), "evaluation data"
+    emb = F.normalize(raw - center, dim=1)
+    pools = by_class(y)
+    out = {}
+    for k in [shots] if isinstance(shots, int) else list(shots):
+        check_episodes(y, ways, k, queries, labels, what="evaluation")
+        g = torch.Generator().manual_seed(seed)
+        accs = torch.empty(episodes)
+        for e in range(episodes):
+            s, q, _ = sample_episode(pools, ways, k, queries, g)
+            _, acc = prototypical_loss(emb[s], y[s], emb[q], y[q], metric="cosine")
+            accs[e] = acc
+        half = 1.96 * float(accs.std()) / episodes ** 0.5 if episodes > 1 else float("nan")
+        out[str(k)] = {"accuracy": round(float(accs.mean()), 4), "ci95": round(half, 4)}
+    return {"ways": ways, "queries": queries, "episodes": episodes, "seed": seed, "shots": out, "classes": labels,
+            "new_classes": [c for c in labels if c not in loaded.labels], "examples": len(kept), "center": centred_on,
+            "skipped": [list(s) for s in skipped]}

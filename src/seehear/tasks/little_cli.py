@@ -16,6 +16,16 @@ def add_commands(sub) -> None:
     fg = fs_sub.add_parser("forget", help="remove a few-shot class (with none left, predict uses the classifier)")
     fg.add_argument("label", metavar="CLASS")
     fg.set_defaults(handler=_cmd_forget)
+    ev = fs_sub.add_parser("evaluate", help="few-shot accuracy of the run's embedding on the classes of DATA "
+                                            "(episodes: WAYS classes, SHOTS examples each, nearest prototype)")
+    ev.add_argument("data", metavar="DATA")
+    ev.add_argument("--ways", type=int, default=5)
+    ev.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    ev.add_argument("--queries", type=int, default=15, help="examples of each class to classify per episode")
+    ev.add_argument("--episodes", type=int, default=600)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", dest="json_out", metavar="FILE", help="also write the result as JSON")
+    ev.set_defaults(handler=_cmd_evaluate)
 
     pt = sub.add_parser("pretrain", help="self-supervised pretraining without labels: an image backbone (SimCLR) "
                                          "or a speech encoder (BEST-RQ masked prediction); start labelled runs "
@@ -88,6 +98,21 @@ def _cmd_forget(a) -> int:
 
     r = forget(a.run, a.label)
     print(f"removed {a.label!r}; few-shot classes left: {', '.join(r['fewshot']) or 'none (the classifier decides)'}")
+    return 0
+
+
+def _cmd_evaluate(a) -> int:
+    from seehear.atomic import write_json
+    from seehear.tasks.fewshot import evaluate_fewshot
+
+    r = evaluate_fewshot(a.run, a.data, ways=a.ways, shots=a.shots, episodes=a.episodes, seed=a.seed,
+                         queries=a.queries)
+    print(f"{a.ways}-way few-shot on {len(r['classes'])} classes of {a.data} ({len(r['new_classes'])} new to the "
+          f"run), {a.episodes} episodes of {a.queries} queries per class:")
+    for k, v in r["shots"].items():
+        print(f"  {k}-shot: accuracy {v['accuracy']:.4f} ± {v['ci95']:.4f} (95% interval)")
+    if a.json_out:
+        write_json(a.json_out, r)
     return 0
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn as nn
 
+from seehear.models.embedding import embed_and_logits, last_linear
 from seehear.trust.attribution import features_of
 
 MAX_TSNE = 2000  # t-SNE is quadratic-ish; a sample of this many shows the structure
@@ -14,27 +14,15 @@ MAX_TSNE = 2000  # t-SNE is quadratic-ish; a sample of this many shows the struc
 
 @torch.no_grad()
 def embed(model, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """[N, D] penultimate features: the input of the last nn.Linear that runs (the logits if there is none)."""
+    """[N, D] penultimate features (`seehear.models.embedding`: the input of the last nn.Linear that runs; the
+    logits if there is none) of raw inputs."""
     model.eval()
-    grabbed: list[torch.Tensor] = []
-    last: list[nn.Module] = []
-    order = [m.register_forward_hook(lambda m, i, o: last.append(m)) for m in model.backbone.modules()
-             if isinstance(m, nn.Linear)]
-    try:
-        model.backbone(features_of(model, x[:1]))
-    finally:
-        for h in order:
-            h.remove()
-    head = last[-1] if last else None
-    hook = head.register_forward_pre_hook(lambda m, i: grabbed.append(i[0].flatten(1).float().cpu())) if head else None
-    logits = []
-    try:
-        for i in range(0, len(x), batch_size):
-            logits.append(model.backbone(features_of(model, x[i:i + batch_size])).float().cpu())
-    finally:
-        if hook is not None:
-            hook.remove()
-    return torch.cat(grabbed) if grabbed else torch.cat(logits)
+    if not len(x):
+        return torch.zeros(0, 0)
+    head = last_linear(model.backbone, features_of(model, x[:1]))
+    out = [embed_and_logits(model.backbone, features_of(model, x[i:i + batch_size]), head)[0].float().cpu()
+           for i in range(0, len(x), batch_size)]
+    return torch.cat(out)
 
 
 def project(emb: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
