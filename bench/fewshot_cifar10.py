@@ -17,10 +17,10 @@ import argparse
 import os
 import shutil
 import sys
-import time
 
 from cifar10 import EXTRACTED, MARKER, extract
-from common import WORK, Bench, learning_curve
+from common import WORK, Bench
+from fewshot_fsdd import measure_embedding
 
 BASE, NEW = range(0, 5), range(5, 10)  # class indices in sorted folder order (CIFAR-10's own order)
 BUDGET_S = 300  # training seconds per embedding
@@ -60,10 +60,7 @@ def main(argv=None) -> None:
     base, new = folders(SMALL["train"], SMALL["test"]) if small else folders(None, None)
     budget = SMALL["budget"] if small else args.budget
     episodes = SMALL["episodes"] if small else EPISODES
-    import seehear
-    from seehear.tasks.fewshot import evaluate_fewshot
-
-    with Bench("fewshot-cifar10") as b:
+    with Bench("fewshot-cifar10" + ("-small" if small else ""), results=WORK / "results" if small else None) as b:
         b.figures.update({
             "data": {"base": sorted(d.name for d in base.iterdir()), "new": sorted(d.name for d in new.iterdir()),
                      "base_images": sum(1 for _ in base.rglob("*.jpg")),
@@ -74,21 +71,10 @@ def main(argv=None) -> None:
             if args.only and name not in args.only:
                 continue
             print(f"== {name} embedding", file=sys.stderr, flush=True)
-            out = WORK / "runs" / f"fewshot-cifar10-{name}"
-            t = time.time()
-            run = seehear.train(str(base), str(out), overrides=[*COMMON, f"train.time_budget={budget}", *extra],
-                                overwrite=True, progress=False)
-            train_s = round(time.time() - t, 1)
-            t = time.time()
-            fs = evaluate_fewshot(run.run_dir, new, ways=WAYS, shots=SHOTS, episodes=episodes, seed=0,
-                                  queries=QUERIES)
-            tr = run.meta["train"]
-            b.figures["embeddings"][name] = {
-                "overrides": extra, "base_test_accuracy": round(run.metrics["accuracy"], 4),
-                "train_seconds": tr["wall_seconds"], "epochs": tr["epochs_run"], "train_call_seconds": train_s,
-                "evaluate_seconds": round(time.time() - t, 1), "fewshot": fs["shots"], "center": fs["center"],
-                "learning_curve": learning_curve(out, "val_acc")}
-            print(name, fs["shots"], file=sys.stderr, flush=True)
+            got = measure_embedding(base, new, WORK / "runs" / f"fewshot-cifar10-{name}",
+                                    [*COMMON, f"train.time_budget={budget}"], extra, episodes, WAYS, SHOTS, QUERIES)
+            b.figures["embeddings"][name] = got
+            print(name, got["fewshot"], file=sys.stderr, flush=True)
         got = b.figures["embeddings"]
         scored = "episodic" if "episodic" in got else next(iter(got))
         b.goal(GOAL[0], GOAL[1], got[scored]["fewshot"]["5"]["accuracy"])

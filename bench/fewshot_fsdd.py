@@ -38,15 +38,31 @@ def rows(takes: int | None) -> list[dict]:
     return [r for r in recordings() if takes is None or r["take"] < takes]
 
 
+def measure_embedding(base, new, out: Path, common: list[str], extra: list[str], episodes: int,
+                      ways: int = WAYS, shots=SHOTS, queries: int = QUERIES) -> dict:
+    """Train one embedding on BASE (its own classes) and score few-shot episodes on NEW's classes with it; shared
+    with bench/fewshot_cifar10.py."""
+    import seehear
+    from seehear.tasks.fewshot import evaluate_fewshot
+
+    t = time.time()
+    run = seehear.train(str(base), str(out), overrides=[*common, *extra], overwrite=True, progress=False)
+    train_s = round(time.time() - t, 1)
+    t = time.time()
+    fs = evaluate_fewshot(run.run_dir, new, ways=ways, shots=shots, episodes=episodes, seed=0, queries=queries)
+    tr = run.meta["train"]
+    return {"overrides": extra, "base_test_accuracy": round(run.metrics["accuracy"], 4),
+            "train_seconds": tr["wall_seconds"], "epochs": tr["epochs_run"], "train_call_seconds": train_s,
+            "evaluate_seconds": round(time.time() - t, 1), "fewshot": fs["shots"], "center": fs["center"],
+            "learning_curve": learning_curve(out, "val_acc")}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", choices=["small"], help="small: a plumbing check (few takes, seconds of training)")
     ap.add_argument("--only", choices=sorted(EMBEDDINGS), action="append", help="train only this embedding (dev)")
     args = ap.parse_args(argv)
     need(RECORDINGS)
-    import seehear
-    from seehear.tasks.fewshot import evaluate_fewshot
-
     small = args.limit == "small"
     all_rows = rows(SMALL["takes"] if small else None)
     base = [r for r in all_rows if r["speaker"] not in NEW_SPEAKERS and r["label"] in BASE_DIGITS]
@@ -56,7 +72,7 @@ def main(argv=None) -> None:
     new_csv = write_manifest(new, lambda r: False, WORK_DIR / "new.csv")
     budget = SMALL["budget"] if small else TIME_BUDGET
     episodes = SMALL["episodes"] if small else EPISODES
-    with Bench("fewshot-fsdd") as b:
+    with Bench("fewshot-fsdd" + ("-small" if small else ""), results=WORK / "results" if small else None) as b:
         b.figures.update({
             "data": {"base": f"digits 0-4 of {sorted({r['speaker'] for r in base})}: {len(base)} recordings",
                      "new": f"digits 5-9 of {list(NEW_SPEAKERS)}: {len(new)} recordings",
@@ -67,20 +83,8 @@ def main(argv=None) -> None:
             if args.only and name not in args.only:
                 continue
             print(f"== {name} embedding", file=sys.stderr, flush=True)
-            out = WORK_DIR / "runs" / name
-            t = time.time()
-            run = seehear.train(str(base_csv), str(out), overrides=[*COMMON, f"train.time_budget={budget}", *extra],
-                                overwrite=True, progress=False)
-            train_s = round(time.time() - t, 1)
-            t = time.time()
-            fs = evaluate_fewshot(run.run_dir, new_csv, ways=WAYS, shots=SHOTS, episodes=episodes, seed=0,
-                                  queries=QUERIES)
-            tr = run.meta["train"]
-            b.figures["embeddings"][name] = {
-                "overrides": extra, "base_test_accuracy": round(run.metrics["accuracy"], 4),
-                "train_seconds": tr["wall_seconds"], "epochs": tr["epochs_run"], "train_call_seconds": train_s,
-                "evaluate_seconds": round(time.time() - t, 1), "fewshot": fs["shots"], "center": fs["center"],
-                "learning_curve": learning_curve(out, "val_acc")}
+            b.figures["embeddings"][name] = measure_embedding(
+                base_csv, new_csv, WORK_DIR / "runs" / name, [*COMMON, f"train.time_budget={budget}"], extra, episodes)
             print(name, b.figures["embeddings"][name]["fewshot"], file=sys.stderr, flush=True)
         got = b.figures["embeddings"]
         scored = "episodic" if "episodic" in got else next(iter(got))

@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     if small:
         rows = [r for r in rows if r["take"] in SMALL["takes"]]
     speakers = sorted({r["speaker"] for r in rows})
-    plan = folds(speakers, SMALL["folds"] if small else a.folds)[:SMALL["folds"] if small else None]
+    plan = folds(speakers, a.folds)[:SMALL["folds"] if small else None]
     name = "trust-fsdd-noise" + ("-small" if small else "")
     work = WORK / name
     recipes = {"default": [], "robust": ROBUST}

@@ -16,11 +16,10 @@ import torch
 
 from seehear.data.cache import decode_all
 from seehear.data.records import AUDIO_EXTS, IMAGE_EXTS, SPLIT_NAMES, Record, Source
-from seehear.data.sources import MANIFEST_EXTS, read_manifest_rows
+from seehear.data.sources import MANIFEST_EXTS, cell_text, note_problem, read_manifest_rows
 from seehear.errors import DataError
 
 MODALITY = "audio-image"
-_MAX_PROBLEMS = 50
 
 
 @dataclass
@@ -84,22 +83,22 @@ def load_pairs(path) -> Source:
     known = {"image", "audio", lcol, "speaker", "split"}
     records = []
     for line, row in rows:
-        img, aud, label = _text(row.get("image")), _text(row.get("audio")), _text(row.get(lcol))
+        img, aud, label = cell_text(row.get("image")), cell_text(row.get("audio")), cell_text(row.get(lcol))
         empty = [n for n, v in (("image", img), ("audio", aud), ("label", label)) if v is None]
         if empty:
-            _note(problems, f"{p.name} line {line}: empty {' and '.join(empty)}, row skipped")
+            note_problem(problems, f"{p.name} line {line}: empty {' and '.join(empty)}, row skipped")
             continue
         bad = [n for n, v, exts in (("image", img, IMAGE_EXTS), ("audio", aud, AUDIO_EXTS))
                if Path(v).suffix.lower() not in exts]
         if bad:
-            _note(problems, f"{p.name} line {line}: the {' and '.join(bad)} column does not name an "
+            note_problem(problems, f"{p.name} line {line}: the {' and '.join(bad)} column does not name an "
                             f"{' / '.join(bad)} file, row skipped")
             continue
-        split_raw = _text(row.get("split"))
+        split_raw = cell_text(row.get("split"))
         split = SPLIT_NAMES.get(split_raw.lower()) if split_raw else None
         if split_raw and split is None:
-            _note(problems, f"{p.name} line {line}: split {split_raw!r} is not train/valid/test, ignored")
-        group = _text(row.get("speaker")) or (None if "speaker" in cols else _text(row.get("group")))
+            note_problem(problems, f"{p.name} line {line}: split {split_raw!r} is not train/valid/test, ignored")
+        group = cell_text(row.get("speaker")) or (None if "speaker" in cols else cell_text(row.get("group")))
         extra = {k: v for k, v in row.items() if k not in known and not (k == "group" and "speaker" not in cols)}
         records.append(PairRecord(_resolve(p, img), label=label, group=group, split=split, extra=extra,
                                   audio=_resolve(p, aud)))
@@ -141,13 +140,3 @@ def _resolve(manifest: Path, name: str) -> str:
     return str((f if f.is_absolute() else manifest.parent / f).resolve())
 
 
-def _text(v) -> str | None:
-    s = None if v is None else str(v).strip()
-    return s or None
-
-
-def _note(problems: list[str], msg: str) -> None:
-    if len(problems) < _MAX_PROBLEMS:
-        problems.append(msg)
-    elif len(problems) == _MAX_PROBLEMS:
-        problems.append("... more problems not listed")

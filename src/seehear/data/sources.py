@@ -124,13 +124,13 @@ def _folder(p: Path, modality: str) -> Source:
         if modality in ("auto", "frames") and class_dirs else None
     if seqs is not None and seqs[0]:  # every example a frame folder or an animation (or --modality frames)
         for note in seqs[1]:
-            _note(problems, note)
+            note_problem(problems, note)
         return Source(seqs[0], "frames", "folder", str(p), problems)
     for split_dir in (subdirs if split_layout else [None]):
         for d in (_subdirs(split_dir) if split_dir else subdirs):
             found = _media_files(d)
             if not found:
-                _note(problems, f"class folder {d} holds no image or audio files, ignored")
+                note_problem(problems, f"class folder {d} holds no image or audio files, ignored")
             split = SPLIT_NAMES[split_dir.name.lower()] if split_dir else None
             records += [Record(str(f), label=d.name, split=split) for f in found]
     loose = [f for f in entries if f.is_file() and f.suffix.lower() in IMAGE_EXTS | AUDIO_EXTS]
@@ -143,7 +143,7 @@ def _folder(p: Path, modality: str) -> Source:
         raise DataError(f"no image or audio files under {p}: put one subfolder per class holding .png/.jpg or "
                         f".wav/.flac files")
     if loose:
-        _note(problems, f"{len(loose)} files directly in {p} ignored (e.g. {loose[0].name}): move them into a class "
+        note_problem(problems, f"{len(loose)} files directly in {p} ignored (e.g. {loose[0].name}): move them into a class "
                         f"subfolder")
     return _finish(records, modality, "folder", p, problems)
 
@@ -175,7 +175,7 @@ def _pattern(p: Path, pattern: str, modality: str) -> Source:
                         f"(e.g. {', '.join(missed[:3])}): it is searched in the file name only")
     problems = []
     if missed:
-        _note(problems, f"--label-pattern matched {len(records)} of {len(files)} files; skipped {len(missed)} "
+        note_problem(problems, f"--label-pattern matched {len(records)} of {len(files)} files; skipped {len(missed)} "
                         f"(e.g. {', '.join(missed[:3])})")
     return _finish(records, modality, "pattern", p, problems)
 
@@ -200,23 +200,23 @@ def _manifest(p: Path, modality: str) -> Source:
     known = {pcol, lcol, "speaker", "split", "transcript"}
     records = []
     for line, row in rows:
-        fp, label = _text(row.get(pcol)), _text(row.get(lcol))
+        fp, label = cell_text(row.get(pcol)), cell_text(row.get(lcol))
         if not fp or label is None:
-            _note(problems, f"{p.name} line {line}: empty {'path' if not fp else 'label'}, row skipped")
+            note_problem(problems, f"{p.name} line {line}: empty {'path' if not fp else 'label'}, row skipped")
             continue
         f = Path(fp).expanduser()
         f = f if f.is_absolute() else p.parent / f
         if not (f.is_file() or (f.is_dir() and modality in ("auto", "frames"))):  # a folder: a clip's frames
-            _note(problems, f"{p.name} line {line}: file {fp} not found, row skipped")
+            note_problem(problems, f"{p.name} line {line}: file {fp} not found, row skipped")
             continue
-        split_raw = _text(row.get("split"))
+        split_raw = cell_text(row.get("split"))
         split = SPLIT_NAMES.get(split_raw.lower()) if split_raw else None
         if split_raw and split is None:
-            _note(problems, f"{p.name} line {line}: split {split_raw!r} is not train/valid/test, ignored")
-        group = _text(row.get("speaker")) or (None if "speaker" in cols else _text(row.get("group")))
+            note_problem(problems, f"{p.name} line {line}: split {split_raw!r} is not train/valid/test, ignored")
+        group = cell_text(row.get("speaker")) or (None if "speaker" in cols else cell_text(row.get("group")))
         extra = {k: v for k, v in row.items() if k not in known and not (k == "group" and "speaker" not in cols)}
         records.append(Record(str(f.resolve()), label=label, group=group, split=split,
-                              transcript=_text(row.get("transcript")), extra=extra))
+                              transcript=cell_text(row.get("transcript")), extra=extra))
     if not records:
         raise DataError(f"manifest {p}: none of its {len(rows)} rows is usable ({problems[0]})")
     return _finish(records, modality, "manifest", p, problems)
@@ -240,7 +240,7 @@ def _read_rows(p: Path, problems: list[str]) -> list[tuple[int, dict]]:
         out = []
         for i, row in enumerate(reader, start=2):  # line 1 is the header
             if None in row:  # more cells than header columns
-                _note(problems, f"{p.name} line {i}: {len(row[None])} cells more than the header, row skipped")
+                note_problem(problems, f"{p.name} line {i}: {len(row[None])} cells more than the header, row skipped")
                 continue
             out.append((i, {k.strip().lower(): v for k, v in row.items() if k is not None}))
         return out
@@ -251,10 +251,10 @@ def _read_rows(p: Path, problems: list[str]) -> list[tuple[int, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            _note(problems, f"{p.name} line {i}: not valid JSON ({e.msg}), row skipped")
+            note_problem(problems, f"{p.name} line {i}: not valid JSON ({e.msg}), row skipped")
             continue
         if not isinstance(obj, dict):
-            _note(problems, f"{p.name} line {i}: not a JSON object, row skipped")
+            note_problem(problems, f"{p.name} line {i}: not a JSON object, row skipped")
             continue
         out.append((i, {str(k).strip().lower(): v for k, v in obj.items()}))
     return out
@@ -273,12 +273,12 @@ def _kaldi(p: Path, modality: str) -> Source:
         facts = {f.name[4:]: _kaldi_table(f) for f in sorted(d.glob("spk2*")) if f.name != "spk2utt" and f.is_file()}
         for line, (utt, wav) in enumerate(_kaldi_pairs(d / "wav.scp"), start=1):
             if not wav or wav.endswith("|") or ":" in Path(wav).name:
-                _note(problems, f"{d / 'wav.scp'} line {line}: {utt} is not a plain file path (pipes and ark "
+                note_problem(problems, f"{d / 'wav.scp'} line {line}: {utt} is not a plain file path (pipes and ark "
                                 f"offsets are not supported), skipped")
                 continue
             f = _kaldi_path(d, wav)
             if f is None:
-                _note(problems, f"{d / 'wav.scp'} line {line}: {wav} not found next to {d} or in {d.parent}, skipped")
+                note_problem(problems, f"{d / 'wav.scp'} line {line}: {wav} not found next to {d} or in {d.parent}, skipped")
                 continue
             tr, who = text.get(utt), spk.get(utt)
             known = {k: t[who] for k, t in facts.items() if who in t}
@@ -347,7 +347,7 @@ def _finish(records: list[Record], modality: str, kind: str, root, problems: lis
         if not kept:
             raise DataError(f"{where} holds no frame folders or animated GIF/WebP files")
         if len(kept) < len(records):
-            _note(problems, f"--modality frames: ignored {len(records) - len(kept)} other files")
+            note_problem(problems, f"--modality frames: ignored {len(records) - len(kept)} other files")
         records = kept
     else:  # an explicit modality keeps only that kind of file
         exts = IMAGE_EXTS if modality == "image" else AUDIO_EXTS
@@ -355,7 +355,7 @@ def _finish(records: list[Record], modality: str, kind: str, root, problems: lis
         if not kept:
             raise DataError(f"{where} holds no {modality} files (extensions: {' '.join(sorted(exts))})")
         if len(kept) < len(records):
-            _note(problems, f"--modality {modality}: ignored {len(records) - len(kept)} other files")
+            note_problem(problems, f"--modality {modality}: ignored {len(records) - len(kept)} other files")
         records = kept
     return Source(records, modality, kind, where, problems)
 
@@ -378,14 +378,16 @@ def _media_files(p: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in f.relative_to(p).parts))
 
 
-def _text(v) -> str | None:
+def cell_text(v) -> str | None:
+    """A manifest cell as stripped text, or None when empty (shared with data/pairs.py)."""
     if v is None:
         return None
     s = str(v).strip()
     return s or None
 
 
-def _note(problems: list[str], msg: str) -> None:
+def note_problem(problems: list[str], msg: str) -> None:
+    """Keep a problem line, at most _MAX_PROBLEMS of them (shared with data/pairs.py)."""
     if len(problems) < _MAX_PROBLEMS:
         problems.append(msg)
     elif len(problems) == _MAX_PROBLEMS:
