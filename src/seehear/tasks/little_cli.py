@@ -27,13 +27,13 @@ def add_commands(sub) -> None:
     ev.add_argument("--json", dest="json_out", metavar="FILE", help="also write the result as JSON")
     ev.set_defaults(handler=_cmd_evaluate)
 
-    pt = sub.add_parser("pretrain", help="self-supervised pretraining without labels: an image backbone (SimCLR) "
-                                         "or a speech encoder (BEST-RQ masked prediction); start labelled runs "
-                                         "from it with --from")
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining without labels: an image backbone (SimCLR, "
+                                         "BYOL or DINO) or a speech encoder (BEST-RQ masked prediction); start "
+                                         "labelled runs from it with --from")
     pt.add_argument("data", metavar="UNLABELLED_DIR", help="images or recordings (labels, if any, are not used)")
     pt.add_argument("--out", required=True, help="run folder to create, e.g. runs/ssl or runs/ssl-audio")
-    pt.add_argument("--method", help="simclr (images, the default there); masked (BEST-RQ, the default for audio) "
-                                     "or contrastive (audio)")
+    pt.add_argument("--method", help="images: simclr (the default), byol or dino (an EMA teacher, no negatives); "
+                                     "audio: masked (BEST-RQ, the default) or contrastive")
     pt.add_argument("--model", help="images: a classifier backbone; audio: a transcription model whose encoder "
                                     "is pretrained (default conformer_ctc_tiny; see `seehear models --task "
                                     "transcribe`)")
