@@ -36,7 +36,12 @@ def test_ema_pretraining_run_starts_a_labelled_run(plain_shapes, tmp_path, capsy
     weights = load_file(str(out / "model.safetensors"))
     assert weights and not any(k.startswith(("teacher", "heads", "predictor", "prototypes")) for k in weights)
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert any(k.startswith("teacher.") for k in ckpt)  # resume has the teacher
+    assert any(k.startswith("teacher.") for k in ckpt)  # resume has the teacher (tests/engine/test_byol_dino.py)
+    if method == "byol":  # the CLI resumes a pretraining run (here a finished one: nothing left to train)
+        assert main(["pretrain", str(plain_shapes), "--out", str(out), "--resume", "--quiet"]) == 0
+        again = json.loads((out / "meta.json").read_text())
+        assert again["train"]["resumed"] and again["pretrain"]["method"] == "byol"
+        assert again["train"]["steps"] == meta["train"]["steps"]
     few = make_shape_images(tmp_path / "few", classes=2, per_class=6, size=16, seed=3, plain=True)
     r = seehear.train(few, tmp_path / "down", from_run=out, progress=False,
                       overrides=[*FAST, "train.epochs=2", "train.freeze_epochs=1"])

@@ -42,6 +42,7 @@ def add_commands(sub) -> None:
     pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="any setting, e.g. --set pretrain.codebook_size=1024 --set pretrain.mask_prob=0.5")
     pt.add_argument("--overwrite", action="store_true")
+    pt.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     pt.add_argument("--quiet", action="store_true")
     pt.set_defaults(handler=_cmd_pretrain)
 
@@ -69,7 +70,7 @@ def _cmd_pretrain(a) -> int:
     from seehear.tasks.pretrain import pretrain
 
     r = pretrain(a.data, a.out, method=a.method, model=a.model, epochs=a.epochs, time_budget=a.time_budget,
-                 overrides=a.overrides, overwrite=a.overwrite, progress=not a.quiet)
+                 overrides=a.overrides, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
     m = r.metrics or {}
     line = f"run: {r.run_dir}"
     if m.get("knn_accuracy") is not None:

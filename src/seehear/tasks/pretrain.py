@@ -208,9 +208,10 @@ def _fit_audio(p, cfg, out, resume, progress):
 
 
 def pretrain(data, out, *, method: str | None = None, model=None, epochs=None, time_budget=None, overrides=(),
-             overwrite=False, progress=True):
+             overwrite=False, resume=False, progress=True):
     """Self-supervised pretraining on a folder of unlabelled images (SimCLR, BYOL or DINO) or recordings (BEST-RQ masked
-    prediction, or contrastive) into run folder OUT. method None: the modality's default."""
+    prediction, or contrastive) into run folder OUT. method None: the modality's default. resume: continue the run
+    in OUT from its last checkpoint with its own settings (BYOL/DINO: with the same teacher)."""
     from seehear.tasks.base import named_settings, train_task
 
     if method is not None and method not in METHODS:
@@ -218,7 +219,7 @@ def pretrain(data, out, *, method: str | None = None, model=None, epochs=None, t
                           f"(simclr, byol or dino for images; masked or contrastive for audio)")
     extra = [f"pretrain.method={method}"] if method else []
     return train_task(TASK, data, out, named=named_settings(model=model, epochs=epochs, time_budget=time_budget),
-                      overrides=extra + list(overrides), overwrite=overwrite, progress=progress)
+                      overrides=extra + list(overrides), overwrite=overwrite, resume=resume, progress=progress)
 
 
 TASK = Pretrain()
