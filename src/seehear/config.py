@@ -202,14 +202,24 @@ class SpeakerConfig:
 
 @dataclass
 class PretrainConfig:
-    """Self-supervised pretraining (task: pretrain). Audio: BEST-RQ targets and masking (engine/bestrq.py)."""
-    method: Literal["auto", "simclr", "masked", "contrastive"] = "auto"  # auto: simclr (images), masked (audio)
+    """Self-supervised pretraining (task: pretrain). Images: SimCLR (engine/simclr.py), BYOL and DINO
+    (engine/ema_ssl.py). Audio: BEST-RQ targets and masking (engine/bestrq.py)."""
+    method: Literal["auto", "simclr", "byol", "dino", "masked", "contrastive"] = "auto"  # auto: simclr (images),
+    # masked (audio); byol and dino are for images only
     codebook_size: int = 512  # frozen random codebook entries (the targets' classes; chance = 1 / this)
     codebook_dim: int = 16
     mask_prob: float = 0.4  # share of each recording's frames masked
     mask_frames: int = 8  # length of a masked span in feature frames (rounded to whole encoder frames)
     noise_std: float = 0.1  # masked frames become N(0, noise_std) noise (features are normalised)
     temperature: float = 0.1  # contrastive: InfoNCE temperature
+    # byol, dino: the teacher is an exponential moving average of the student; its momentum rises from this to 1
+    # by a cosine over training (BYOL 0.996 and DINO 0.996 over hundreds of epochs; short CPU runs need it to move)
+    ema_momentum: float = 0.99
+    predictor_hidden: int = 256  # byol: hidden width of the online network's predictor MLP
+    prototypes: int = 256  # dino: K, the head's output classes (DINO: 65536 on ImageNet; 256 fits a CPU run)
+    teacher_temperature: float = 0.04  # dino: sharpens the teacher's softmax (below student_temperature)
+    student_temperature: float = 0.1
+    center_momentum: float = 0.9  # dino: running centre of the teacher's outputs, subtracted against collapse
 
 
 @dataclass

@@ -141,9 +141,9 @@ RECIPES: dict[str, dict] = {
         "train": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-3, "batch_size": 64, "epochs": 30,
                   "schedule": "onecycle", "label_smoothing": 0.1},
     },
-    # Self-supervised image pretraining (task: pretrain, SimCLR; `seehear pretrain DIR`): the small CNN, AdamW with
-    # a cosine schedule (contrastive losses like large batches and long runs; these are CPU-sized), no test-time
-    # augmentation. Its backbone starts labelled runs with `train --from`.
+    # Self-supervised image pretraining (task: pretrain, SimCLR, BYOL or DINO; `seehear pretrain DIR`): the small
+    # CNN, AdamW with a cosine schedule (contrastive losses like large batches and long runs; these are CPU-sized),
+    # no test-time augmentation. Its backbone starts labelled runs with `train --from`.
     "image-ssl": {
         "task": "pretrain",
         "model": {"name": "small_cnn"},

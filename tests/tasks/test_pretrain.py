@@ -53,5 +53,5 @@ def test_pretrain_refuses_too_few_and_unknown_methods(tmp_path, capsys):
     data = make_shape_images(tmp_path / "three", classes=3, per_class=1, size=16)
     with pytest.raises(DataError, match="has 3 image"):
         pretrain(data, tmp_path / "ssl", progress=False)
-    assert main(["pretrain", str(data), "--out", str(tmp_path / "x"), "--method", "dino"]) == 2
+    assert main(["pretrain", str(data), "--out", str(tmp_path / "x"), "--method", "mae"]) == 2
     assert "not built" in capsys.readouterr().err

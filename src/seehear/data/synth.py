@@ -40,8 +40,10 @@ def make_digit_images(out_dir, per_class: int | None = None) -> Path:
     return out
 
 
-def make_shape_images(out_dir, classes: int = 3, per_class: int = 20, size: int = 32, seed: int = 0) -> Path:
-    """Coloured shapes (class = shape) at random positions and scales, random colours, pixel noise."""
+def make_shape_images(out_dir, classes: int = 3, per_class: int = 20, size: int = 32, seed: int = 0,
+                      plain: bool = False) -> Path:
+    """Coloured shapes (class = shape) at random positions and scales, random colours, pixel noise. plain: light
+    shapes on a dark ground instead (what a few seconds of self-supervised training can tell apart)."""
     if not 2 <= classes <= len(SHAPES):
         raise DataError(f"make_shape_images: classes must be 2..{len(SHAPES)}, got {classes}")
     rng = np.random.default_rng(seed)
@@ -49,7 +51,7 @@ def make_shape_images(out_dir, classes: int = 3, per_class: int = 20, size: int 
     for name in SHAPES[:classes]:
         (out / name).mkdir(parents=True, exist_ok=True)
         for j in range(per_class):
-            _shape_image(rng, name, size).save(out / name / f"{name}_{j:03d}.png")
+            _shape_image(rng, name, size, plain=plain).save(out / name / f"{name}_{j:03d}.png")
     return out
 
 

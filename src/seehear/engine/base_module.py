@@ -140,9 +140,10 @@ class TrainModule(pl.LightningModule):
     def configure_optimizers(self):
         t = self.cfg.train
         norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-        in_norm = {id(p) for m in self.model.modules() if isinstance(m, norm_types) for p in m.parameters(False)}
+        trained = self.trained()
+        in_norm = {id(p) for m in trained.modules() if isinstance(m, norm_types) for p in m.parameters(False)}
         decay, norms, biases, filters = [], [], [], []
-        for p in self.model.parameters():
+        for p in trained.parameters():
             if not p.requires_grad:
                 continue
             kind = norms if id(p) in in_norm else biases if p.ndim <= 1 else \
@@ -175,6 +176,11 @@ class TrainModule(pl.LightningModule):
             raise ConfigError(f"train.optimizer {t.optimizer!r} unknown; use sgd, adam, adamw, rmsprop or muon")
         sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def trained(self) -> nn.Module:
+        """What the optimiser trains: the model, and in a module with heads of its own beside it (BYOL's predictor,
+        engine/ema_ssl.py) those too; an EMA teacher is left out (it follows the model, never a gradient)."""
+        return self.model
 
     def split_head(self, groups: list[dict], scale: float) -> list[dict]:
         """Each group twice: its head parameters at the group's lr, the rest at lr * scale."""

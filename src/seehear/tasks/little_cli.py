@@ -27,13 +27,13 @@ def add_commands(sub) -> None:
     ev.add_argument("--json", dest="json_out", metavar="FILE", help="also write the result as JSON")
     ev.set_defaults(handler=_cmd_evaluate)
 
-    pt = sub.add_parser("pretrain", help="self-supervised pretraining without labels: an image backbone (SimCLR) "
-                                         "or a speech encoder (BEST-RQ masked prediction); start labelled runs "
-                                         "from it with --from")
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining without labels: an image backbone (SimCLR, "
+                                         "BYOL or DINO) or a speech encoder (BEST-RQ masked prediction); start "
+                                         "labelled runs from it with --from")
     pt.add_argument("data", metavar="UNLABELLED_DIR", help="images or recordings (labels, if any, are not used)")
     pt.add_argument("--out", required=True, help="run folder to create, e.g. runs/ssl or runs/ssl-audio")
-    pt.add_argument("--method", help="simclr (images, the default there); masked (BEST-RQ, the default for audio) "
-                                     "or contrastive (audio)")
+    pt.add_argument("--method", help="images: simclr (the default), byol or dino (an EMA teacher, no negatives); "
+                                     "audio: masked (BEST-RQ, the default) or contrastive")
     pt.add_argument("--model", help="images: a classifier backbone; audio: a transcription model whose encoder "
                                     "is pretrained (default conformer_ctc_tiny; see `seehear models --task "
                                     "transcribe`)")
@@ -42,6 +42,7 @@ def add_commands(sub) -> None:
     pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="any setting, e.g. --set pretrain.codebook_size=1024 --set pretrain.mask_prob=0.5")
     pt.add_argument("--overwrite", action="store_true")
+    pt.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     pt.add_argument("--quiet", action="store_true")
     pt.set_defaults(handler=_cmd_pretrain)
 
@@ -69,7 +70,7 @@ def _cmd_pretrain(a) -> int:
     from seehear.tasks.pretrain import pretrain
 
     r = pretrain(a.data, a.out, method=a.method, model=a.model, epochs=a.epochs, time_budget=a.time_budget,
-                 overrides=a.overrides, overwrite=a.overwrite, progress=not a.quiet)
+                 overrides=a.overrides, overwrite=a.overwrite, resume=a.resume, progress=not a.quiet)
     m = r.metrics or {}
     line = f"run: {r.run_dir}"
     if m.get("knn_accuracy") is not None:

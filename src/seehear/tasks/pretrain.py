@@ -1,9 +1,11 @@
 """Self-supervised pretraining (task: pretrain; `seehear pretrain DIR --out runs/ssl`) over the shared run lifecycle,
 so the result is an ordinary run folder that labelled runs start from with `seehear train DATA --from runs/ssl`.
 
-Images: SimCLR (engine/simclr.py). The run's "classes" are the PROJECTION_DIM outputs of the projection (the
-backbone's last Linear); a labelled run started from it gets a new head. If the folder happens to have class
-subfolders, their labels are used only by the kNN monitor (metrics.json valid.knn_accuracy), never for training.
+Images: SimCLR (engine/simclr.py), or BYOL or DINO (engine/ema_ssl.py: an EMA teacher, no negatives; the teacher
+and the extra heads are in the checkpoint, for resume, not in the run's model). The run's "classes" are the
+PROJECTION_DIM outputs of the projection (the backbone's last Linear); a labelled run started from it gets a new head.
+If the folder happens to have class subfolders, their labels are used only by the kNN monitor (metrics.json
+valid.knn_accuracy), never for training.
 
 Audio: BEST-RQ masked prediction (engine/bestrq.py; pretrain.method masked, or contrastive) of a transcription
 model's encoder (models/asr), on whole recordings of any length. 10% of the files are held out to measure the
@@ -23,6 +25,7 @@ from seehear.engine.base_module import batch_size_for
 from seehear.engine.bestrq import METHODS as AUDIO_METHODS
 from seehear.engine.bestrq import QUANTIZER_FILE, BestRQModule, RandomQuantizer, masked_accuracy
 from seehear.engine.ctc import LengthBatches
+from seehear.engine.ema_ssl import BYOLModule, DINOModule
 from seehear.engine.loaders import Batches
 from seehear.engine.simclr import SimCLRModule, knn_accuracy, representation
 from seehear.engine.trainer import fit_module
@@ -38,7 +41,8 @@ from seehear.tasks.base import Prepared, Task
 PROJECTION_DIM = 64
 MIN_IMAGES = 16  # fewer make no contrastive batch worth the name
 MIN_RECORDINGS = 20  # 10% held out must still be a couple of recordings
-IMAGE_METHODS = ("simclr",)
+IMAGE_METHODS = ("simclr", "byol", "dino")
+IMAGE_MODULES = {"simclr": SimCLRModule, "byol": BYOLModule, "dino": DINOModule}
 METHODS = IMAGE_METHODS + AUDIO_METHODS
 
 
@@ -65,7 +69,14 @@ class Pretrain(Task):
         if cfg.pretrain.method not in allowed:
             raise ConfigError(f"pretrain method {cfg.pretrain.method!r} is for "
                               f"{'audio' if source.modality == 'image' else 'images'}; on {source.modality} use "
-                              f"{' or '.join(allowed)}")
+                              f"{', '.join(allowed[:-1])} or {allowed[-1]}")
+        if source.modality == "image":
+            p = cfg.pretrain
+            if not (0.0 <= p.ema_momentum <= 1.0 and 0.0 <= p.center_momentum < 1.0) or p.prototypes < 2 \
+                    or p.predictor_hidden < 1 or min(p.teacher_temperature, p.student_temperature) <= 0:
+                raise ConfigError(f"pretrain settings out of range: ema_momentum {p.ema_momentum} must be in [0, 1], "
+                                  f"center_momentum {p.center_momentum} in [0, 1), prototypes >= 2, "
+                                  f"predictor_hidden >= 1, temperatures > 0")
         if source.modality == "audio":
             if get_spec(cfg.model.name).task != "transcribe":
                 names = ", ".join(s.name for s in list_models("audio", "transcribe"))
@@ -93,8 +104,8 @@ class Pretrain(Task):
         net = build_recognizer(cfg, labels, "image", norm)
         monitor = _monitor(source, decoded, cfg.train.seed)
         meta = {"modality": "image", "labels": labels, "input": input_spec(cfg, "image"), "norm_stats": norm,
-                "pretrain": {"method": "simclr", "projection_dim": PROJECTION_DIM,
-                             "knn_monitor": monitor is not None},
+                "pretrain": {"method": cfg.pretrain.method, "projection_dim": PROJECTION_DIM,
+                             "knn_monitor": monitor is not None, **_method_settings(cfg.pretrain)},
                 "data": {"counts": {"train": len(decoded.keep)}}}
         return Prepared(net, meta, decoded.skipped, {"x": x, "monitor": monitor})
 
@@ -105,8 +116,8 @@ class Pretrain(Task):
         bs = batch_size_for(len(x), cfg.train.batch_size, floor=16)
         loader = Batches(x, torch.zeros(len(x), dtype=torch.long), bs, shuffle=True, seed=cfg.train.seed,
                          drop_last=True)
-        module = SimCLRModule(p.model, cfg, len(loader), monitor=p.state["monitor"])
-        p.model.to(memory_format=torch.channels_last)
+        p.model.to(memory_format=torch.channels_last)  # before a teacher copies it
+        module = IMAGE_MODULES[cfg.pretrain.method](p.model, cfg, len(loader), monitor=p.state["monitor"])
         info = fit_module(module, cfg, loader, None, out, resume=resume, progress=progress)
         p.model.eval()
         return {**info, "batch_size": bs, "knn_by_epoch": module.knn}
@@ -121,6 +132,16 @@ class Pretrain(Task):
         xtr, ytr, xva, yva = mon
         acc = knn_accuracy(representation(p.model, xtr), ytr, representation(p.model, xva), yva)
         return "valid", {"valid": {"knn_accuracy": round(acc, 4), "n": len(yva), "k": 5}}
+
+
+def _method_settings(p) -> dict:
+    """The settings of the image method that shaped the run, for meta.json."""
+    if p.method == "byol":
+        return {"ema_momentum": p.ema_momentum, "predictor_hidden": p.predictor_hidden}
+    if p.method == "dino":
+        return {"ema_momentum": p.ema_momentum, "prototypes": p.prototypes, "center_momentum": p.center_momentum,
+                "teacher_temperature": p.teacher_temperature, "student_temperature": p.student_temperature}
+    return {}
 
 
 def _monitor(source, decoded, seed: int):
@@ -187,17 +208,18 @@ def _fit_audio(p, cfg, out, resume, progress):
 
 
 def pretrain(data, out, *, method: str | None = None, model=None, epochs=None, time_budget=None, overrides=(),
-             overwrite=False, progress=True):
-    """Self-supervised pretraining on a folder of unlabelled images (SimCLR) or recordings (BEST-RQ masked
-    prediction, or contrastive) into run folder OUT. method None: the modality's default."""
+             overwrite=False, resume=False, progress=True):
+    """Self-supervised pretraining on a folder of unlabelled images (SimCLR, BYOL or DINO) or recordings (BEST-RQ masked
+    prediction, or contrastive) into run folder OUT. method None: the modality's default. resume: continue the run
+    in OUT from its last checkpoint with its own settings (BYOL/DINO: with the same teacher)."""
     from seehear.tasks.base import named_settings, train_task
 
     if method is not None and method not in METHODS:
         raise ConfigError(f"pretrain method {method!r} is not built; use one of {', '.join(METHODS)} "
-                          f"(simclr for images; masked or contrastive for audio)")
+                          f"(simclr, byol or dino for images; masked or contrastive for audio)")
     extra = [f"pretrain.method={method}"] if method else []
     return train_task(TASK, data, out, named=named_settings(model=model, epochs=epochs, time_budget=time_budget),
-                      overrides=extra + list(overrides), overwrite=overwrite, progress=progress)
+                      overrides=extra + list(overrides), overwrite=overwrite, resume=resume, progress=progress)
 
 
 TASK = Pretrain()
