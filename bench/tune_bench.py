@@ -43,17 +43,19 @@ DATASETS = ("fsdd", "emodb", "caltech")
 
 
 def emotion_fixed() -> dict:
-    """The emotion recipe without the settings tune searches (a setting the user fixes is not searched)."""
-    from seehear.recipes import RECIPES
+    """The emotion recipe without the settings tune searches (a setting the user fixes is not searched). Its audio
+    and augment sections whole, as resolved: tune's base recipe is the words one (MFCC, 4 kHz band), whose other
+    values must not leak in; its train section only where it names a value (time_budget stays tune's)."""
+    from emodb import RECIPE
+    from seehear.recipes import RECIPES, resolve
     from seehear.scale.space import SPACE
 
-    fixed = {k: dict(v) for k, v in RECIPES["audio-emotion"].items()}
+    full = resolve(RECIPE).to_dict()
+    fixed = {"audio": full["audio"], "augment": full["augment"], "train": dict(RECIPES[RECIPE]["train"])}
     for key in SPACE["audio"]:
-        if key == "model":
-            continue  # tcresnet8 is the words recipe's model too; the space's model presets stay searchable
-        section, leaf = key.split(".")
-        fixed.get(section, {}).pop(leaf, None)
-    fixed.pop("model", None)
+        if key != "model":  # the model presets stay searchable (the recipe's tcresnet8 is one of them)
+            section, leaf = key.split(".")
+            fixed[section].pop(leaf, None)
     return fixed
 
 
