@@ -151,3 +151,20 @@ def test_lr_schedules_by_progress(schedule, want):
         got.append(module.lr_factor(0))
     assert got == pytest.approx(want, abs=1e-3)
 
+
+
+def test_predicting_leaves_an_image_model_loadable():
+    """predict_probs runs under inference mode and moves the model to channels_last: the move must not turn its 4-D
+    buffers (the input normalisation) into inference tensors, which load_state_dict can no longer copy into (the
+    federated server evaluates, then loads the next round's weights into the same model)."""
+    from seehear.config import RunConfig
+    from seehear.engine.trainer import predict_probs
+    from seehear.models.recognizer import build_recognizer
+
+    cfg = RunConfig()
+    cfg.model.name = "small_cnn"
+    model = build_recognizer(cfg, ["a", "b"], "image", {"mean": [0.4] * 3, "std": [0.2] * 3})
+    predict_probs(model, torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8), precision="32")
+    state = {k: v.clone() + (1 if k.endswith("mean") else 0) for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    assert torch.allclose(model.frontend.mean.flatten(), torch.full((3,), 1.4))

@@ -72,3 +72,35 @@ def test_files_without_a_client_or_a_single_client(tmp_path):
     one = _manifest(tmp_path / "one", speaker=lambda j: "s0")
     with pytest.raises(DataError, match="at least 2 clients"):
         federate(one, tmp_path / "b", rounds=1, overrides=FAST, progress=False)
+
+
+def test_a_server_that_fails_mid_study_exits_at_once(tmp_path):
+    """An error inside Flower's loop (here: the held-out check data does not fit the model) ends the server process
+    with exit status 1 and a one-line reason last in its log (what the supervisor reports). With clients
+    connected, a plain exit also waited forever on gRPC threads: the server now ends with os._exit."""
+    import torch
+    from safetensors.torch import save_file
+
+    from seehear.config import RunConfig
+    from seehear.models.recognizer import build_recognizer
+    from seehear.scale.fed_client import state_arrays
+    from seehear.scale.federate import free_port
+
+    cfg = RunConfig()
+    cfg.model.name = "small_cnn"
+    model = build_recognizer(cfg, ["a", "b"], "image", None)
+    save_file({f"{i:05d}": torch.as_tensor(a).contiguous() for i, a in enumerate(state_arrays(model))},
+              str(tmp_path / "initial.safetensors"))
+    save_file({"x": torch.zeros(2, 5, 32, 32, dtype=torch.uint8), "y": torch.zeros(2, dtype=torch.long)},
+              str(tmp_path / "valid.safetensors"))  # 5 channels: the model takes 3
+    (tmp_path / "spec.json").write_text(json.dumps({"config": cfg.to_dict(), "labels": ["a", "b"],
+                                                    "modality": "image", "norm_stats": None}))
+    (tmp_path / "server.json").write_text(json.dumps({
+        "rounds": 2, "strategy": "fedavg", "clients": 2, "local_epochs": 1, "proximal_mu": 0.0,
+        "server_momentum": 0.9, "dp_noise": None, "dp_clip": 1.0, "round_timeout": 600}))
+    env = {"PYTHONPATH": str(Path(seehear.__file__).parents[1]), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    p = subprocess.run([sys.executable, "-m", "seehear.scale.fed_server", "--address", f"127.0.0.1:{free_port()}",
+                        "--dir", str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 1, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1].startswith("seehear: error: the federated server failed")
+    assert not (tmp_path / "global.safetensors").exists()

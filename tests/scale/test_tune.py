@@ -94,6 +94,22 @@ def test_search_space_settings_are_absolute_and_the_grid_finite():
         RunConfig().override([f"{k}={v[0]}" for k, v in g.items() if k != "model"])  # every key is a setting
 
 
+def test_tpe_leaves_random_search_within_a_default_sized_study():
+    """A default study fits about 10 trials (budget / 10 each): TPE must model results within them, not spend them
+    all on its random start-up, which made it the same draws as --sampler random with the same seed."""
+    from seehear.scale.tune import _sampler
+
+    def points(sampler):
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(lambda t: -abs(sp.suggest(t, SMALL)["train.lr"] - 1.0), n_trials=10)
+        return [t.params for t in study.trials]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tpe, rnd = points(_sampler("tpe", SMALL, 0, expected_trials=10)), points(_sampler("random", SMALL, 0))
+    differ = [i for i, (a, b) in enumerate(zip(tpe, rnd)) if a != b]
+    assert differ and differ[0] <= 4, differ  # guided from the 4th or 5th trial on, not after 10
+
+
 def test_budget_too_small_for_one_trial(shapes, tmp_path):
     with pytest.raises(ConfigError, match="too small for one trial"):
         tune(shapes, tmp_path / "t", budget=3, progress=False)

@@ -344,7 +344,8 @@ def predict_probs(model: Recognizer, x: torch.Tensor, batch_size: int = 256,
     dev = next(model.parameters()).device
     use_bf16 = str(precision) in ("auto", "bf16", "bf16-mixed") and bf16_supported(dev.type)
     if model.modality == "image":
-        model.to(memory_format=torch.channels_last)
+        with torch.inference_mode(False):  # else 4-D buffers (ImageNormalize's mean/std) turn into inference
+            model.to(memory_format=torch.channels_last)  # tensors that a later load_state_dict cannot copy into
     batch_size = max(1, batch_size // getattr(model, "views", 1))  # TTA multiplies the batch inside the model
     out = []
     for i in range(0, len(x), batch_size):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,9 +92,21 @@ def main(argv=None) -> int:
         tensors = {f"{i:05d}": torch.as_tensor(x).contiguous() for i, x in enumerate(latest["arrays"])}
         atomic_write(work / "global.safetensors", lambda tmp: save_file(tensors, tmp))
     except SeehearError as e:
-        print(f"seehear: error: {e}", file=sys.stderr)
-        return 2
+        return _stop(f"seehear: error: {e}", 2)
+    except Exception as e:  # noqa: BLE001 - anything else: the same, with the traceback in the log
+        import traceback
+
+        traceback.print_exc()
+        return _stop(f"seehear: error: the federated server failed: {type(e).__name__}: {e}", 1)
     return 0
+
+
+def _stop(message: str, code: int) -> int:
+    """Print the error as the log's last line and end the process now: once Flower's gRPC server has started, a
+    normal exit waits forever on its threads, and the supervisor would wait for its round timeout."""
+    print(message.splitlines()[0][:500], file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
