@@ -127,6 +127,7 @@ class Bench:
 
     def __enter__(self):
         self.t0 = time.time()
+        self.commit = commit()  # the code that runs is the code at the start (modules are imported then)
         return self
 
     def goal(self, key: str, target, measured, higher_is_better: bool = True, unit: str = ""):
@@ -138,8 +139,12 @@ class Bench:
             return False
         from seehear.engine.run_folder import machine, versions
 
+        now = commit()
+        if now != self.commit:
+            self.notes.append(f"the code was at {self.commit} when this started; the tree moved to {now} while it "
+                              f"ran (what was already imported kept running)")
         out = {"benchmark": self.name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "command": command(), "commit": commit(),
+               "command": command(), "commit": self.commit,
                "machine": machine(), "versions": versions(), "wall_seconds": round(time.time() - self.t0, 1),
                "peak_memory_mb": peak_rss_mb(), "goals": self.goals, "figures": self.figures, "notes": self.notes}
         self.results.mkdir(parents=True, exist_ok=True)
