@@ -22,7 +22,7 @@ class DataConfig:
     split_by: Optional[str] = None  # a group column (speaker, say): no group in two splits
     split_column: Optional[str] = None  # take the split from this column (values train/valid/test)
     test_files: Optional[str] = None  # a text file listing the paths (one per line) that form the test split
-    valid_fraction: float = 0.1
+    valid_fraction: float = 0.1  # of the examples that train (the part a split column or test list leaves)
     valid_max: Optional[int] = None  # at most this many validation examples (enough to watch training; rest trains)
     test_fraction: float = 0.2
     max_image_pixels: int = 50_000_000  # larger images are refused as likely decompression bombs

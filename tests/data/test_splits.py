@@ -84,7 +84,7 @@ def test_split_column_carves_missing_valid():
     sp = make_splits(r, column="split", valid_fraction=0.2)
     partition_ok(sp, 20)
     assert sp["test"] == [i for i in range(20) if i % 5 == 0]
-    assert len(sp["valid"]) == 4 and all(r[i].split == "train" for i in sp["valid"])
+    assert len(sp["valid"]) == 3 and all(r[i].split == "train" for i in sp["valid"])  # 20% of the 16 that train
     r[1].extra["fold"] = "bogus"
     for x in r:
         x.extra.setdefault("fold", "valid" if x is r[2] else "train")
@@ -148,4 +148,15 @@ def test_valid_max_caps_validation_and_the_rest_trains():
         x.split = "test" if i % 5 == 0 else "train"
     sp = make_splits(r, column="split", valid_fraction=0.1, valid_max=12)
     assert len(sp["valid"]) == 12 and len(sp["train"]) == 240 - 12
-    assert len(make_splits(r, column="split", valid_fraction=0.1)["valid"]) == 30  # no cap: the fraction
+    assert len(make_splits(r, column="split", valid_fraction=0.1)["valid"]) == 24  # no cap: 10% of the 240
+
+
+def test_a_large_test_column_leaves_few_labels_their_share():
+    """40 labelled training examples beside 1,000 test ones (few labels, a big test set): validation is 10% of the
+    40, not of all 1,040 (that asked for 104 of 40 and crashed)."""
+    r = recs(520, ("a", "b"))
+    for i, x in enumerate(r):
+        x.split = "train" if i % 26 == 0 else "test"  # 20 of each class train
+    sp = make_splits(r, column="split", valid_fraction=0.1)
+    partition_ok(sp, 1040)
+    assert len(sp["valid"]) == 4 and len(sp["train"]) == 36

@@ -50,8 +50,8 @@ def make_splits(records, *, by=None, column=None, test_files=None, valid_fractio
             parts[s].append(i)
         if not parts["train"]:
             raise DataError(f"split column {column!r} puts no example in train")
-        if not parts["valid"]:
-            n_valid = _count(valid_fraction, n, valid_max)
+        if not parts["valid"]:  # a share of what trains: a large test column must not eat the training part
+            n_valid = _count(valid_fraction, len(parts["train"]), valid_max)
             parts["train"], parts["valid"] = _carve(parts["train"], n_valid, labels, groups, rng, seed)
         return _done(parts, groups)
 
@@ -61,7 +61,7 @@ def make_splits(records, *, by=None, column=None, test_files=None, valid_fractio
         rest = [i for i in everything if i not in test_set]
         if not rest:
             raise DataError("the test file list covers every example: nothing is left to train on")
-        train, valid = _carve(rest, _count(valid_fraction, n, valid_max), labels, groups, rng, seed)
+        train, valid = _carve(rest, _count(valid_fraction, len(rest), valid_max), labels, groups, rng, seed)
         return _done({"train": train, "valid": valid, "test": test}, groups)
 
     n_test, n_valid = _count(test_fraction, n), _count(valid_fraction, n, valid_max)
