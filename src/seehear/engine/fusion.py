@@ -1,7 +1,8 @@
 """Training an audio-image recognizer (models/fusion.py) through the classification step: batches carry (image,
 audio) pairs; images get the image augmentation (features/augment.py), recordings the audio augmentation (and the
 audio branch its SpecAugment), and modality dropout marks one input of some examples absent, so that either input
-alone still works at test time.
+alone still works at test time. Degradation (fusion.degrade_prob) swamps one input of some examples in noise while
+it stays present, so that a ruined input is outvoted rather than trusted.
 """
 from __future__ import annotations
 
@@ -13,7 +14,33 @@ from seehear.engine.base_module import batch_size_for
 from seehear.engine.classify import ClassifyModule
 from seehear.engine.loaders import Batches, Prefetch
 from seehear.engine.trainer import bf16_supported, fit_module, pick_device
+from seehear.features.audio_augment import mix_at_snr
 from seehear.features.augment import augment_images, augment_waves
+
+PIXEL_SIGMA = (32.0, 255.0)  # degradation: Gaussian pixel noise, sigma drawn in this range (0..255 pixels)
+AUDIO_SNR_DB = (-10.0, 10.0)  # degradation: white noise at an SNR drawn in this range
+
+
+def degrade(image: torch.Tensor, audio: torch.Tensor, p: float, generator: torch.Generator):
+    """With probability p per example, one input (either, at random) drowned in noise; returns new tensors and the
+    [B, 2] mask of what was degraded. Images stay uint8, recordings float."""
+    b = len(audio)
+    hit = torch.rand(b, generator=generator) < p
+    side = torch.randint(0, 2, (b,), generator=generator)
+    rows_i, rows_a = (hit & (side == 0)).nonzero().flatten(), (hit & (side == 1)).nonzero().flatten()
+    if len(rows_i):
+        sigma = torch.empty(len(rows_i)).uniform_(*PIXEL_SIGMA, generator=generator).view(-1, 1, 1, 1)
+        noise = torch.randn(image[rows_i].shape, generator=generator) * sigma
+        image = image.clone()
+        image[rows_i] = (image[rows_i].float() + noise.to(image.device)).clamp(0, 255).round().to(image.dtype)
+    if len(rows_a):
+        snr = torch.empty(len(rows_a)).uniform_(*AUDIO_SNR_DB, generator=generator)
+        noise = torch.randn(audio[rows_a].shape, generator=generator)
+        audio = audio.clone()
+        audio[rows_a] = mix_at_snr(audio[rows_a], noise.to(audio.device), snr.to(audio.device)).clamp(-1, 1)
+    mask = torch.zeros(b, 2, dtype=torch.bool)
+    mask[rows_i, 0], mask[rows_a, 1] = True, True
+    return image, audio, mask
 
 # The single-modality accuracies metrics.json reports beside the fused one: which inputs are present.
 VIEWS = {"fused": (True, True), "image_only": (True, False), "audio_only": (False, True)}
@@ -44,6 +71,8 @@ class FusionModule(ClassifyModule):
         if train:
             image = augment_images(image, self._augment_cfg, generator)
             audio = augment_waves(audio, self._augment_cfg, self.cfg.audio.sample_rate, generator)
+            if self.cfg.fusion.degrade_prob > 0:
+                image, audio, _ = degrade(image, audio, self.cfg.fusion.degrade_prob, generator or self._drop)
         return image.contiguous(memory_format=torch.channels_last), audio
 
     def forward(self, x):

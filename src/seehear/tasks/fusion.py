@@ -97,6 +97,8 @@ class Fusion(Classify):
             raise ConfigError(f"{', '.join(bad)}: not available for --modality {MODALITY}; leave it at its default")
         if not 0.0 <= cfg.fusion.modality_dropout < 1.0:
             raise ConfigError(f"fusion.modality_dropout must be in [0, 1), got {cfg.fusion.modality_dropout}")
+        if not 0.0 <= cfg.fusion.degrade_prob <= 1.0:
+            raise ConfigError(f"fusion.degrade_prob must be in [0, 1], got {cfg.fusion.degrade_prob}")
         return cfg, RECIPE
 
     def prepare(self, source, cfg, out, resume, progress):
