@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from seehear.data.cache import decode_all
-from seehear.data.records import AUDIO_EXTS, IMAGE_EXTS, SPLIT_NAMES, Record, Source
-from seehear.data.sources import MANIFEST_EXTS, cell_text, note_problem, read_manifest_rows
+from seehear.data.records import AUDIO_EXTS, IMAGE_EXTS, Record, Source
+from seehear.data.sources import MANIFEST_EXTS, cell_text, note_problem, read_manifest_rows, row_facts
 from seehear.errors import DataError
 
 MODALITY = "audio-image"
@@ -94,12 +94,7 @@ def load_pairs(path) -> Source:
             note_problem(problems, f"{p.name} line {line}: the {' and '.join(bad)} column does not name an "
                             f"{' / '.join(bad)} file, row skipped")
             continue
-        split_raw = cell_text(row.get("split"))
-        split = SPLIT_NAMES.get(split_raw.lower()) if split_raw else None
-        if split_raw and split is None:
-            note_problem(problems, f"{p.name} line {line}: split {split_raw!r} is not train/valid/test, ignored")
-        group = cell_text(row.get("speaker")) or (None if "speaker" in cols else cell_text(row.get("group")))
-        extra = {k: v for k, v in row.items() if k not in known and not (k == "group" and "speaker" not in cols)}
+        split, group, extra = row_facts(row, cols, known, f"{p.name} line {line}", problems)
         records.append(PairRecord(_resolve(p, img), label=label, group=group, split=split, extra=extra,
                                   audio=_resolve(p, aud)))
     if not records:

@@ -209,12 +209,7 @@ def _manifest(p: Path, modality: str) -> Source:
         if not (f.is_file() or (f.is_dir() and modality in ("auto", "frames"))):  # a folder: a clip's frames
             note_problem(problems, f"{p.name} line {line}: file {fp} not found, row skipped")
             continue
-        split_raw = cell_text(row.get("split"))
-        split = SPLIT_NAMES.get(split_raw.lower()) if split_raw else None
-        if split_raw and split is None:
-            note_problem(problems, f"{p.name} line {line}: split {split_raw!r} is not train/valid/test, ignored")
-        group = cell_text(row.get("speaker")) or (None if "speaker" in cols else cell_text(row.get("group")))
-        extra = {k: v for k, v in row.items() if k not in known and not (k == "group" and "speaker" not in cols)}
+        split, group, extra = row_facts(row, cols, known, f"{p.name} line {line}", problems)
         records.append(Record(str(f.resolve()), label=label, group=group, split=split,
                               transcript=cell_text(row.get("transcript")), extra=extra))
     if not records:
@@ -376,6 +371,18 @@ def _media_files(p: Path) -> list[Path]:
     exts = IMAGE_EXTS | AUDIO_EXTS
     return sorted(f for f in p.rglob("*") if f.suffix.lower() in exts and f.is_file()
                   and not any(part.startswith(".") for part in f.relative_to(p).parts))
+
+
+def row_facts(row: dict, cols, known: set, where: str, problems: list[str]) -> tuple:
+    """(split, group, extra columns) of a manifest row; an unknown split value is noted and ignored. The group is
+    the speaker column, else the group column; every other column the reader does not know stays in extra."""
+    split_raw = cell_text(row.get("split"))
+    split = SPLIT_NAMES.get(split_raw.lower()) if split_raw else None
+    if split_raw and split is None:
+        note_problem(problems, f"{where}: split {split_raw!r} is not train/valid/test, ignored")
+    group = cell_text(row.get("speaker")) or (None if "speaker" in cols else cell_text(row.get("group")))
+    extra = {k: v for k, v in row.items() if k not in known and not (k == "group" and "speaker" not in cols)}
+    return split, group, extra
 
 
 def cell_text(v) -> str | None:
