@@ -56,8 +56,8 @@ class Federated(Classify):
         self.dp_noise, self.dp_clip, self.mu, self.momentum, self.timeout = \
             dp_noise, dp_clip, proximal_mu, server_momentum, timeout
 
-    def load_as(self, data, label_pattern, modality):  # Classify's loading hook (train_task calls load_as)
-        source = super().load_as(data, label_pattern, modality)
+    def load(self, data, label_pattern, modality="auto"):
+        source = super().load(data, label_pattern, modality)
         missing = [r.key for r in source.records if client_of(r, self.clients_by) is None]
         if missing:
             raise DataError(f"{len(missing)} files have no {self.clients_by!r} to say which client holds them (e.g. "

@@ -7,7 +7,7 @@
 skipped.json, model.safetensors, metrics.json and report.html. A task (tasks/classify.py, transcribe.py,
 speakers.py) subclasses `Task` and says only what differs:
 
-    load(data, label_pattern)            -> Source                   which records, with what labels
+    load(data, label_pattern, modality)  -> Source                   which records, with what labels
     resolve(source, user, overrides)     -> (RunConfig, recipe)      the settings for this data
     prepare(source, cfg, out, resume)    -> Prepared                 split, decode, model, loaders
     fit(prepared, cfg, out, resume)      -> dict                     train (engine.trainer.fit_module)
@@ -54,18 +54,10 @@ class Prepared:
 class Task:
     name = "classify"
 
-    def load(self, data, label_pattern: str | None) -> Source:
+    def load(self, data, label_pattern: str | None, modality: str = "auto") -> Source:
+        """The records of DATA. modality: what the run names (--modality, config `modality`; auto: detected); a
+        task that reads one kind of data may ignore it, train_task checks that the source is of that kind."""
         raise NotImplementedError
-
-    def load_as(self, data, label_pattern: str | None, modality: str) -> Source:
-        """`load` when the run names its modality (--modality, config `modality`; auto: detected). A task that
-        reads one kind of data only checks that it got it."""
-        source = self.load(data, label_pattern)
-        if modality not in ("auto", source.modality):
-            from seehear.errors import ConfigError
-
-            raise ConfigError(f"--modality {modality}: the {self.name} task reads {data} as {source.modality}")
-        return source
 
     def resolve(self, source: Source, user: dict, overrides: Sequence[str]) -> tuple[RunConfig, str]:
         raise NotImplementedError
@@ -106,10 +98,10 @@ def train_task(task: Task, data, out, *, config=None, named: dict | None = None,
             cfg = RunConfig.from_yaml(out / "config.yaml", complete=True)
             meta_path = out / "meta.json"
             recipe = read_json(meta_path).get("recipe", "?") if meta_path.is_file() else "?"
-            source = task.load_as(data, cfg.data.label_pattern, cfg.modality)
+            source = load_checked(task, data, cfg.data.label_pattern, cfg.modality)
         else:
             user = deep_merge(user_settings(config), named or {})
-            source = task.load_as(data, (user.get("data") or {}).get("label_pattern"),
+            source = load_checked(task, data, (user.get("data") or {}).get("label_pattern"),
                                   requested_modality(user, overrides))
             cfg, recipe = task.resolve(source, user, overrides)
             cfg.task = task.name
@@ -140,6 +132,16 @@ def train_task(task: Task, data, out, *, config=None, named: dict | None = None,
 
         write_report(out)
     return TrainResult(out, metrics.get(split, {}) if isinstance(metrics.get(split), dict) else metrics, meta)
+
+
+def load_checked(task: Task, data, label_pattern: str | None, modality: str) -> Source:
+    """task.load, and one line when the data is not of the modality the run names."""
+    source = task.load(data, label_pattern, modality)
+    if modality not in ("auto", source.modality):
+        from seehear.errors import ConfigError
+
+        raise ConfigError(f"--modality {modality}: the {task.name} task reads {data} as {source.modality}")
+    return source
 
 
 def requested_modality(user: dict, overrides: Sequence[str]) -> str:

@@ -96,11 +96,7 @@ def _sampling_groups(records, cfg: RunConfig) -> list | None:
 class Classify(Task):
     name = "classify"
 
-    def load(self, data, label_pattern):
-        return self.load_as(data, label_pattern, "auto")
-
-    def load_as(self, data, label_pattern, modality):
-        """Subclasses (fusion, federated) override this, not load: the lifecycle calls load_as."""
+    def load(self, data, label_pattern, modality="auto"):
         source = load_source(data, label_pattern=label_pattern, modality=modality)
         require_trainable(source)
         return source

@@ -72,16 +72,11 @@ _UNSUPPORTED = (("train.adversarial", lambda c: c.train.adversarial != "none"),
 class Fusion(Classify):
     name = "classify"  # a classification run: evaluate, predict and report treat it as one
 
-    def load_as(self, data, label_pattern, modality):  # Classify's loading hook (train_task calls load_as)
-        if modality not in ("auto", MODALITY):
-            raise ConfigError(f"--modality {modality}: {data} is read as audio-image pairs by this task")
+    def load(self, data, label_pattern, modality="auto"):
         if label_pattern:
             raise ConfigError("--label-pattern does not apply to audio-image pairs: the manifest's label column is "
                               "the label")
         return require_trainable(load_pairs(data))
-
-    def load(self, data, label_pattern):
-        return self.load_as(data, label_pattern, "auto")
 
     def resolve(self, source, user, overrides):
         audio_only = Source([Record(r.audio) for r in source.records], "audio", "files", source.root)

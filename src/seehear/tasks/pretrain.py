@@ -49,7 +49,7 @@ METHODS = IMAGE_METHODS + AUDIO_METHODS
 class Pretrain(Task):
     name = "pretrain"
 
-    def load(self, data, label_pattern):
+    def load(self, data, label_pattern, modality="auto"):
         source = load_source(data, label_pattern=label_pattern)
         if source.modality == "frames":
             raise DataError(f"{data} holds image sequences: self-supervised pretraining is for images and audio")

@@ -108,7 +108,7 @@ def _read_all(paths: list[str], sample_rate: int, workers: int = 0):
 class Speakers(Task):
     name = "speakers"
 
-    def load(self, data, label_pattern):
+    def load(self, data, label_pattern, modality="auto"):
         return _speaker_source(data, label_pattern)[0]
 
     def resolve(self, source, user, overrides):

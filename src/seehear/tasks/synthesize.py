@@ -29,7 +29,7 @@ RECIPE = "gan-small"
 class Synthesize(Task):
     name = "synthesize"
 
-    def load(self, data, label_pattern):
+    def load(self, data, label_pattern, modality="auto"):
         source = load_source(data, label_pattern=label_pattern)
         if source.modality != "image":
             raise DataError(f"{source.root} holds {source.modality}: the GAN makes images only (a folder of image "

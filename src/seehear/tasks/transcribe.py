@@ -36,7 +36,7 @@ load = load_transcriber  # seehear.tasks.transcribe.load(run): the name users of
 class Transcribe(Task):
     name = "transcribe"
 
-    def load(self, data, label_pattern):
+    def load(self, data, label_pattern, modality="auto"):
         source = load_source(data, label_pattern=label_pattern, modality="audio")
         if not any(r.transcript is not None and normalize_text(r.transcript) for r in source.records):
             raise DataError(f"{data} has no transcripts: speech to text needs a Kaldi dir (wav.scp + text) or a "
