@@ -68,7 +68,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps, alpha=None, steps: int = 1
     return x_adv.detach()
 
 
-def adversarial_eval(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, pgd_steps: int = 10,
+def adversarial_eval(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, pgd_steps: int = 20,
                      eps_levels=None, seed: int = 0) -> dict:
     """Accuracy under FGSM and PGD at each ε (images) or SNR (audio), next to clean accuracy."""
     model.eval()
