@@ -198,6 +198,9 @@ class SpeakerConfig:
     scale: float = 30.0  # AAM-softmax scale s
     segment_seconds: float = 3.0  # training crops; enrolment and trials use whole utterances
     threshold: Optional[float] = None  # cosine threshold for verify; None = the EER threshold found at training
+    # a column (gender, age from spk2*, a manifest column) whose groups each get an EER with a speaker-bootstrap
+    # interval in metrics.json (per_group_eer); None = train.group_by where set
+    fairness_by: Optional[str] = None
 
 
 @dataclass

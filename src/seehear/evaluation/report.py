@@ -331,7 +331,19 @@ def _speakers(metrics) -> str:
             + f'<p class="sub">on the {escape(str(m.get("evaluated_on")))} split: {escape(str(m.get("n_trials")))} '
               f'trials ({escape(str(m.get("n_target")))} same-speaker) among {escape(str(m.get("n_utterances")))} '
               f'utterances; mean cosine same {escape(_num(m.get("mean_target_score")))}, different '
-              f'{escape(_num(m.get("mean_nontarget_score")))}</p>')
+              f'{escape(_num(m.get("mean_nontarget_score")))}</p>' + _group_eer(m.get("per_group_eer")))
+
+
+def _group_eer(g) -> str:
+    """EER per group (speakers.fairness_by): the worst first, with its speaker-bootstrap interval."""
+    if not isinstance(g, dict) or not g.get("per_group"):
+        return ""
+    rows = [[name, _pct(v.get("eer")), "–".join(_pct(x) for x in v["ci95"]) if v.get("ci95") else v.get("note", ""),
+             v.get("speakers")] for name, v in sorted(g["per_group"].items(), key=lambda kv: -kv[1].get("eer", -1))]
+    head = (f'<h3>EER by {escape(str(g.get("column")))}</h3>' + (
+        f'<p class="sub">gap {escape(_pct(g["gap"]))} ({escape(str(g["worst_group"]))} worst)</p>' if "gap" in g
+        else ""))
+    return head + _table(["group", "EER", "95% interval", "speakers"], rows, numeric={1, 3})
 
 
 def _gan_quality(q) -> str:
