@@ -74,11 +74,18 @@ def check_kind(data: bytes, modality: str) -> str:
 # --- decoding ----------------------------------------------------------------------------------------------------
 
 def decode_upload(data: bytes, spec: dict, limits: Limits) -> np.ndarray:
-    """One upload → the model's raw input: uint8 [C, H, W] or float32 [S] (clip length from meta.json["input"])."""
+    """One upload → the model's raw input: uint8 [C, H, W], uint8 [T, C, H, W] (an animated GIF/WebP for a frames
+    run) or float32 [S] (clip length from meta.json["input"])."""
     from seehear.data.decode import decode_audio_bytes, decode_image_bytes
 
-    check_kind(data, spec["modality"])
+    check_kind(data, "image" if spec["modality"] == "frames" else spec["modality"])
     try:
+        if spec["modality"] == "frames":
+            from seehear.data.frames import decode_animation_bytes
+
+            return decode_animation_bytes(data, count=spec["frames"], size=spec["size"], channels=spec["channels"],
+                                          resize=spec.get("resize", "stretch"),
+                                          max_pixels=limits.max_image_pixels)[0].numpy()
         if spec["modality"] == "image":
             return decode_image_bytes(data, size=spec["size"], channels=spec["channels"],
                                       resize=spec.get("resize", "stretch"), max_pixels=limits.max_image_pixels).numpy()

@@ -155,7 +155,4 @@ def load_model(run_dir, engine: str, limits: Limits, threads: int):
         return SpeechToText(run_dir, limits, threads)
     if task != "classify":
         raise RunError(f"{run_dir} is a {task} run; seehear serve serves classify and transcribe runs")
-    if read_json(run_dir / "meta.json").get("modality") == "frames":
-        raise RunError(f"{run_dir} recognises image sequences: seehear serve takes single images and audio so far "
-                       f"(use `seehear predict` or its ONNX export)")
     return Classifier(run_dir, engine, limits, threads)

@@ -21,7 +21,7 @@ function choose() {
   if (!current) { status("no models served"); return; }
   const what = current.task === "transcribe" ? "transcribes speech" : `recognises ${current.modality}: ${current.labels.join(", ")}`;
   $("about").textContent = `${current.name} ${what} (${current.engine})`;
-  $("file").accept = current.modality === "image" ? "image/*" : "audio/*";
+  $("file").accept = current.modality === "image" ? "image/*" : current.modality === "frames" ? "image/gif,image/webp" : "audio/*";
   $("record").hidden = current.modality !== "audio";
   $("live").hidden = !current.streaming;
   $("top").innerHTML = ""; $("final").textContent = ""; $("partial").textContent = "";
@@ -50,8 +50,9 @@ async function send(blob) {
 function pick(file) {
   if (!file) return;
   const url = URL.createObjectURL(file);
-  $("preview").hidden = current.modality !== "image"; $("player").hidden = current.modality !== "audio";
-  if (current.modality === "image") $("preview").src = url; else $("player").src = url;
+  const still = current.modality === "image" || current.modality === "frames";  // an <img> plays a GIF/WebP
+  $("preview").hidden = !still; $("player").hidden = current.modality !== "audio";
+  if (still) $("preview").src = url; else $("player").src = url;
   send(file);
 }
 
