@@ -132,3 +132,37 @@ def test_torch_engine_agrees_with_onnx(server, pair_run):
     for item, p in zip(items, model.call(items)):
         s, got = ask(server, run.name, **{k: f for k, f in (("image", image), ("audio", audio)) if k in item})
         assert s == 200 and as_dict(got["top"]) == pytest.approx(as_dict(model.top(p, 3)), abs=2e-3)
+
+
+def test_page_sends_the_image_then_the_pair(server, pair_run):
+    """The web page (chromium): an image picked alone is asked image-only; a recording picked after it is sent with
+    that image, and the page shows what the API answers for the pair."""
+    import shutil
+
+    pytest.importorskip("playwright", reason="pip install playwright (in requirements.txt)")
+    if not shutil.which("chromium"):
+        pytest.fail("Debian's chromium is needed (make sysdeps installs it)")
+    from playwright.sync_api import sync_playwright
+
+    run, data = pair_run
+    image, audio = files(data, "square_005")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"))
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            assert "image, a recording or both" in page.inner_text("#about") and page.is_visible("#record")
+            for picked, given in ((image, dict(image=image)), (audio, dict(image=image, audio=audio))):
+                page.evaluate("document.getElementById('top').innerHTML = ''")
+                page.set_input_files("#file", str(picked))
+                page.wait_for_selector("#top li", timeout=15000)
+                shown = [t.split("\n")[-1] for t in page.locator("#top li").all_inner_texts()]
+                body, headers = multipart_fields({k: (f.read_bytes(), f.name) for k, f in given.items()})
+                _, api = server.post(f"/v1/models/{run.name}/predict?top_k=5", body, headers=headers)
+                assert page.inner_text("#top li .label") == api["label"]
+                assert shown == [f"{100 * t['probability']:.1f}%" for t in api["top"]]
+            assert not errors
+        finally:
+            browser.close()
