@@ -1,4 +1,5 @@
-"""Run folders as served models: a classifier (ONNX Runtime by default, or PyTorch) or a transcriber.
+"""Run folders as served models: a classifier (ONNX Runtime by default, or PyTorch), an audio-image classifier
+(two inputs, either optional) or a transcriber.
 
 Each offers `call(items)` for the batcher: raw uploads in, one result (or an HTTPError) per upload out. Decoding
 happens there too, in the batch worker thread, so the event loop never decodes.
