@@ -54,8 +54,8 @@ def set_default(recipe: str, run) -> dict:
     src = Path(run).expanduser().resolve()
     meta = source_meta(src)
     if meta.get("modality") != KINDS[recipe] or meta.get("task", "classify") not in TASKS:
-        raise ConfigError(f"{run} is a {meta.get('modality')} {meta.get('task', 'classify')} run; a {recipe} start "
-                          f"is a finished {KINDS[recipe]} run of task {' or '.join(TASKS)}")
+        raise ConfigError(f"{run} is a run on {meta.get('modality')} (task {meta.get('task', 'classify')}); the "
+                          f"{recipe} start must be a finished {KINDS[recipe]} run of task {' or '.join(TASKS)}")
     if dest.exists() and not dest.is_dir():
         raise ConfigError(f"{dest} is a file, not a folder; move it away and set the start again")
     old = _record(dest) if (dest / RECORD).is_file() else {}
@@ -124,6 +124,11 @@ def _damage(dest: Path) -> str | None:
         return str(e).split(";")[0]
     except (KeyError, TypeError, IndexError, OSError, UnicodeDecodeError):
         return "its meta.json is not a seehear run description"
+    from seehear.engine.transfer import sha256
+
+    want = _record(dest).get("sha256")  # a folder put there by hand has no record: its weights load or not
+    if want and sha256(dest / "model.safetensors") != want:
+        return f"its model.safetensors changed since `seehear start set` (SHA-256 differs from {RECORD})"
     return None
 
 
@@ -158,6 +163,8 @@ def unfit(recipe: str, problem: str) -> dict:
     """Scratch, because the default start is damaged or does not fit: said once on stderr, kept in meta.json."""
     import sys
 
+    for where in {str(folder(recipe)), str(folder(recipe).resolve())}:  # transfer's messages name it as --from
+        problem = problem.replace(f"--from {where} ", "it ")
     why = f"the default start {folder(recipe)} was not used: {problem}"
     print(f"warning: {why}; training from scratch (fix it with `seehear start set {recipe} RUN`, or {OPT_OUT})",
           file=sys.stderr)
