@@ -152,3 +152,11 @@ def test_runs_record_and_report_their_start(photos, start_run, home, tmp_path):
     assert meta["config"]["model"]["name"] == "small_cnn"
     page = (moved.run_dir / "report.html").read_text()
     assert f"<b>Started from:</b> run {meta['start']['source']} (SHA-256 {want[:12]}" in page
+
+    # local weights the user names win over the default start, and are recorded as such
+    weights = start_run / "model.safetensors"
+    named = seehear.train(photos, tmp_path / "named", overrides=[*QUICK, "model.name=small_cnn",
+                                                                f"model.pretrained={weights}"], progress=False)
+    s = json.loads((named.run_dir / "meta.json").read_text())["start"]
+    assert s == {"kind": "weights", "source": str(weights.resolve()), "sha256": want,
+                 "why": "model.pretrained (local weights you named)"}

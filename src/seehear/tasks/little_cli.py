@@ -93,6 +93,8 @@ def _cmd_pretrain(a) -> int:
                  f"(chance {m.get('chance', 0):.4f}, most frequent code {m.get('majority_code_accuracy', 0):.3f})")
     task = " --task transcribe" if r.meta.get("modality") == "audio" else ""
     print(line + f"\nstart a labelled run from it: seehear train DATA{task} --out runs/NAME --from {r.run_dir}")
+    if r.meta.get("modality") == "image":
+        print(f"or make it the start of every photo run: seehear start set image-photo {r.run_dir}")
     return 0
 
 
