@@ -104,6 +104,9 @@ class ModelConfig:
     name: str = "auto"  # a registered model, or auto = the recipe's choice for the modality and input size
     pretrained: Optional[str] = None  # local weights file (safetensors or .pth) for the backbone; never downloaded
     init_from: Optional[str] = None  # a seehear run folder whose backbone starts this one (`train --from RUN`)
+    # auto: a recipe's default start ($SEEHEAR_HOME/start/RECIPE, `seehear start set`) when one is set and fits and
+    # the run names no start or model of its own; scratch: never the default (--from / pretrained still apply)
+    start: Literal["auto", "scratch"] = "auto"
     kwargs: dict = field(default_factory=dict)  # passed to the model's factory (width, depth, dropout, ...)
     # transcription models only:
     subsample: Optional[Literal[2, 4, 8]] = None  # input frames per output frame before the encoder; None = 4

@@ -132,6 +132,16 @@ def _summary(meta: dict, metrics, split, m) -> str:
     return "".join(parts)
 
 
+def _started(start) -> str:
+    """One line near the top: what the model started from (meta.json `start`), with how to set a default."""
+    if not isinstance(start, dict) or "kind" not in start:
+        return ""
+    what = str(start["kind"]) + (f" {start['source']}" if start.get("source") else "")
+    what += f" (SHA-256 {str(start['sha256'])[:12]}…)" if start.get("sha256") else ""
+    tail = "".join(f" — {start[k]}" for k in ("why", "hint") if start.get(k))
+    return f'<p class="sub"><b>Started from:</b> {escape(what + tail)}</p>'
+
+
 def _run_facts(meta: dict) -> str:
     """The run's data, model and training, as a key-value table."""
     data, model, train = meta.get("data") or {}, meta.get("model") or {}, meta.get("train") or {}
@@ -410,7 +420,8 @@ def write_report(run_dir) -> Path:
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p class=\"sub\">{escape(str(run.resolve()))}</p>{body}</body></html>\n")
+            f"<h1>{escape(title)}</h1><p class=\"sub\">{escape(str(run.resolve()))}</p>{_started(meta.get('start'))}"
+            f"{body}</body></html>\n")
     from seehear.atomic import write_text
 
     return write_text(run / "report.html", page)  # a reader never sees a half-written report
