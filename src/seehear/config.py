@@ -191,6 +191,8 @@ class TranscribeConfig:
     tune_decoding: bool = True  # choose lm_weight and word_score on the validation split after training
     hotwords: list[str] = field(default_factory=list)  # words beam search favours (names, jargon); added to its lexicon
     hotword_boost: float = 5.0  # log-score added to each hotword the beam search completes (CLI: --hotword WORD)
+    fairness_by: Optional[str] = None  # WER per group of this column (gender, age, a manifest column) with speaker-
+    # bootstrap intervals in metrics.json; None = train.group_by's column when the run balances by one, else none
 
 
 @dataclass

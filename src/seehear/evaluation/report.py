@@ -323,12 +323,36 @@ def _transcription(metrics) -> str:
                             [[g, _pct(v.get("wer")), _pct(v.get("cer")), v.get("utterances")]
                              for g, v in sorted(groups.items(), key=lambda kv: -kv[1].get("wer", 0))[:MAX_ROWS]],
                             numeric={1, 2, 3}))
+    parts.append(_wer_fairness(m.get("fairness") or {}))
     ex = m.get("examples") or []
     if ex:
         parts.append("<h3>Worst examples</h3>" + _table(["file", "reference", "recognised"],
                                                         [[e.get("key"), e.get("reference"), e.get("hypothesis")]
                                                          for e in ex]))
     return "".join(parts)
+
+
+def _wer_fairness(f: dict) -> str:
+    """WER per group of a column (metrics.json's fairness): interval, utterances, speakers; worst group and gap."""
+    w = f.get("wer") or {}
+    per = w.get("per_group") or {}
+    if not per:
+        return ""
+    by_spk = w.get("resampled") == "clusters"
+    rows = [[g, _pct(v.get("wer")), "–".join(_pct(c) for c in v["ci95"]) if "ci95" in v else "too few",
+             v.get("n", "")] + ([v.get("clusters", "")] if by_spk else [])
+            for g, v in sorted(per.items(), key=lambda kv: -kv[1]["wer"])[:MAX_ROWS]]
+    head = f"<h3>WER per {escape(str(f.get('column')))}</h3>"
+    if w.get("worst_group") is not None:
+        ratio = w.get("ratio_to_best")
+        head += (f'<p class="sub">worst: {escape(str(w["worst_group"]))} {_pct(w.get("worst"))}, '
+                 f'{_pct(w.get("gap"))} above the best ({escape(str(w.get("best_group")))}'
+                 + (f", {ratio:.2f}x" if isinstance(ratio, (int, float)) else "") + ")"
+                 + ("; intervals resample whole speakers" if by_spk else "") + "</p>")
+    if w.get("note"):
+        head += f'<p class="muted">{escape(str(w["note"]))}</p>'
+    return head + _table(["group", "WER", "95% interval", "utterances"] + (["speakers"] if by_spk else []), rows,
+                         numeric={1, 3, 4})
 
 
 def _speakers(metrics) -> str:
