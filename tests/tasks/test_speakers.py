@@ -213,13 +213,13 @@ def test_group_balanced_sampling_and_per_group_eer(run, tmp_path):
 
 
 def test_report_shows_eer_per_group():
-    from seehear.evaluation.report import _speakers
+    from seehear.evaluation.report_tasks import speakers_section
 
     m = {"eer": 0.1, "min_dcf": 0.5, "threshold": 0.3, "n_speakers": 8, "evaluated_on": "test",
          "per_group_eer": {"column": "age_group", "gap": 0.08, "worst_group": "child",
                            "per_group": {"adult": {"eer": 0.06, "ci95": [0.04, 0.09], "speakers": 60},
                                          "child": {"eer": 0.14, "ci95": [0.1, 0.2], "speakers": 3,
                                                    "note": "under 5 speakers"}}}}
-    page = _speakers(m)
+    page = speakers_section(m)
     assert "EER by age_group" in page and "child worst" in page and page.index("child") < page.index("adult")
     assert "14.0%" in page and "4.0%–9.0%" in page
