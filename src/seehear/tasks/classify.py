@@ -117,7 +117,6 @@ def _from_run(recipe: str, auto: dict, user: dict, overrides: Sequence[str], sou
 
 class Classify(Task):
     name = "classify"
-    _start: tuple | None = None  # (cfg, start) from resolve, for prepare
 
     def load(self, data, label_pattern, modality="auto"):
         source = load_source(data, label_pattern=label_pattern, modality=modality)
@@ -138,7 +137,7 @@ class Classify(Task):
                 start = starts.unfit(recipe, (str(e).splitlines() or [type(e).__name__])[0])
         elif cfg.model.init_from:
             cfg = _from_run(recipe, auto, user, overrides, source, cfg.model.init_from)
-        self._start = (cfg, start)  # resolve knows why (the user's own settings); prepare records it in meta.json
+        cfg.planned_start = start  # resolve knows why (the user's settings); prepare records it (not a setting: unsaved)
         if cfg.synthetic.run:  # a GAN run whose images fit, checked before anything is decoded
             from seehear.engine.synthetic import check_fits
 
@@ -190,8 +189,7 @@ class Classify(Task):
             index = {g: k for k, g in enumerate(sorted(set(names)))}
             train_groups = torch.tensor([index[g] for g in names], dtype=torch.long)
         transfer = None
-        start = self._start[1] if self._start and self._start[0] is cfg else starts.resumed(out, cfg)
-        self._start = None
+        start = getattr(cfg, "planned_start", None) or starts.resumed(out, cfg)
         if cfg.model.init_from:
             from seehear.engine.transfer import init_from_run, pretrain_overlap
 
