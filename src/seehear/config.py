@@ -148,7 +148,9 @@ class TrainConfig:
     focal_gamma: float = 2.0
     logit_tau: float = 1.0  # logit_adjusted: the prior's power
     posthoc_tau: float = 0.0  # subtract tau * log(prior) from the trained model's logits (post-hoc adjustment)
-    adversarial: Literal["none", "fgsm"] = "none"  # fgsm: train on FGSM-with-random-start batches (Wong et al.)
+    # fgsm: train on FGSM-with-random-start batches (Wong et al.); nfgsm: N-FGSM (de Jorge et al. 2022), the same
+    # cost without FGSM-RS's catastrophic overfitting at large ε
+    adversarial: Literal["none", "fgsm", "nfgsm"] = "none"
     adversarial_eps: float = 8.0  # images: the L-inf bound in pixel levels of 255
     adversarial_snr_db: float = 30.0  # audio: the perturbation is at least this far below each clip
     precision: Literal["auto", "bf16", "32", "fp32", "16"] = "auto"  # auto: bf16 where the hardware has it natively
