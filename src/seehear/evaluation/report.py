@@ -185,7 +185,7 @@ def _skipped(skipped) -> str:
 
 def _trust(run: Path, t: dict) -> str:
     """trust.json (seehear.trust) at a glance: headline cards, then the pictures, then the tables."""
-    def img(name: str, heading: str = "") -> str:
+    def figure(name: str, heading: str = "") -> str:
         f = run / "trust" / name
         return (f"<h3>{escape(heading)}</h3>" if heading else "") + img(f) if f.is_file() else ""
 
@@ -217,11 +217,11 @@ def _trust(run: Path, t: dict) -> str:
     for note in (cal.get("skipped"), (t.get("explanations") or {}).get("note"), acc.get("note")):
         if note:
             parts.append(f'<p class="muted">{escape(str(note))}</p>')
-    parts.append(img("reliability_before_after.png", "Calibration before and after temperature scaling"))
-    parts.append(img("corruptions.png", "Accuracy under corruption") + img("adversarial.png", "Under attack"))
+    parts.append(figure("reliability_before_after.png", "Calibration before and after temperature scaling"))
+    parts.append(figure("corruptions.png", "Accuracy under corruption") + figure("adversarial.png", "Under attack"))
     method = (t.get("explanations") or {}).get("method", "")
     for name in ("most_confident", "least_confident", "worst_confusions"):
-        parts.append(img(f"explain_{name}.png", f"Where the model looks ({method}): {name.replace('_', ' ')}"))
+        parts.append(figure(f"explain_{name}.png", f"Where the model looks ({method}): {name.replace('_', ' ')}"))
     if acc.get("per_group"):
         rows = [[g, pct(v.get("accuracy")), "–".join(pct(c) for c in v["ci95"]) if "ci95" in v else "too few",
                  v.get("n", "")] for g, v in sorted(acc["per_group"].items(), key=lambda kv: kv[1]["accuracy"])]
@@ -233,11 +233,11 @@ def _trust(run: Path, t: dict) -> str:
                      + ('<p class="muted">intervals resample whole speakers (cluster bootstrap)</p>' if by_spk else "")
                      + table(["group", "accuracy", "95% interval", "n"] + (["speakers"] if by_spk else []),
                               rows[:MAX_ROWS], numeric={1, 3, 4}))
-    parts.append(img("embeddings_tsne.png", "Test embeddings (t-SNE)") + img("embeddings_pca.png", "(PCA)"))
+    parts.append(figure("embeddings_tsne.png", "Test embeddings (t-SNE)") + figure("embeddings_pca.png", "(PCA)"))
     issues = t.get("label_issues") or {}
     if issues.get("listed"):
         parts.append(f"<h3>Suspected label errors</h3><p class='muted'>{escape(issues.get('method', ''))}</p>"
-                     + img("label_issues.png") + table(
+                     + figure("label_issues.png") + table(
                          ["file", "given", "model says", "p(given)"],
                          [[r["file"], r["given"], r["predicted"], num(r["p_given"])] for r in issues["listed"]],
                          numeric={3}))
