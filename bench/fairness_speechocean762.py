@@ -1,4 +1,5 @@
-"""Fairness across age groups on speechocean762 (read English by 250 non-native speakers, half of them children;
+"""Fairness across age groups on speechocean762, by speaker-gender classification (the EER benchmark of issue 12
+is bench/fairness_eer.py) (read English by 250 non-native speakers, half of them children;
 CC BY 4.0, OpenSLR SLR101, Zhang et al. 2021), and one mitigation: group-balanced sampling.
 
 Task (the fast one, chosen over ASR): speaker GENDER classification from one utterance (labels from spk2gender),
@@ -17,7 +18,7 @@ a bootstrap over TEST SPEAKERS within each age group (utterances of one speaker 
 change baseline -> mitigated with paired intervals (the same resampled speakers for both runs). Training noise
 between seeds is not in those intervals: --seeds N repeats everything per seed.
 
-    .venv/bin/python bench/fairness_speechocean762.py                 # → bench/results/fairness-speechocean762.json
+    .venv/bin/python bench/fairness_speechocean762.py                 # → bench/results/fairness-speechocean762-gender.json
     .venv/bin/python bench/fairness_speechocean762.py --limit small   # smoke, < 60 s → /tmp/seehear-bench/results/
     .venv/bin/python bench/fairness_speechocean762.py --conditions skewed --seeds 3 --budget 90   (dev runs)
 """
@@ -216,7 +217,7 @@ def main(argv=None) -> int:
     conditions = SMALL["conditions"] if small else [c.strip() for c in a.conditions.split(",") if c.strip()]
     work = WORK / ("fairness-so762-small" if small else "fairness-so762")
     threads = ["train.threads=1", "data.workers=1"] if small else ["train.threads=2"]
-    name = "fairness-speechocean762" + ("-small" if small else "")
+    name = "fairness-speechocean762-gender" + ("-small" if small else "")
 
     with Bench(name, results=WORK / "results" if small else None) as b:
         rows = corpus_rows()

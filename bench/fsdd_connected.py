@@ -42,6 +42,7 @@ EDGE = (0.10, 0.30)  # seconds of lead-in and tail
 SNR_DB = (25.0, 40.0)  # light noise: white, relative to the string's speech power
 RATE = 16000
 BUDGET = 600
+GOAL_WER_STREAMING = 0.03  # issue 15: the streaming model fed in chunks, at most 10 minutes of training
 GOAL_WER = 0.02
 # -----------------------------------------------------------------------------------------------------------
 
@@ -207,6 +208,7 @@ def main(argv=None) -> None:
             b.figures["streaming"] = streaming_part(work, root, test, stream_budget, args.set, args.chunk_ms,
                                                     ours["wer"])
             st = b.figures["streaming"]
+            b.goal("wer_streaming", GOAL_WER_STREAMING, st["stream"]["wer"], higher_is_better=False)
             b.goal("streaming_delay_ms_max", GOAL_DELAY_MS, st["stream"]["delay_ms_max"], higher_is_better=False,
                    unit="ms")
         b.notes.append("WER/CER: jiwer after upper-casing, removing punctuation except apostrophes and collapsing "

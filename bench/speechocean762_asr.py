@@ -9,12 +9,19 @@ same figures for the pocketsphinx peer with its shipped en-us model, on an evenl
 decodes at ~0.3x real time on one core: the whole 2.7 h test set would take ~47 min) with seehear scored on that
 same subset for the WER ratio. Goals: WER <= 25%, transcription RTF <= 0.05 on one core.
 
+Fairness (issue 12): the Kaldi dirs carry spk2gender and spk2age_group (child / adult), so the run reports WER per
+age group with 95% intervals over test speakers in its metrics.json (transcribe.fairness_by=age_group), and this
+script adds WER per age group and per gender with speaker-bootstrap intervals on its own transcripts. --mitigate
+trains with group-balanced sampling by age group (train.sampler=group_balanced, train.group_by=age_group) into
+speechocean762-asr-mitigated.json, with the baseline's figures (from speechocean762-asr.json, when there) beside it.
+
 The whole benchmark (default 40 min training budget, evaluation, timing, the peer on 300 sentences) is sized to end
 within an hour on 2 cores (estimated from the peer's measured speed and seehear's RTF goal). Data stays where it is: the work dir holds Kaldi dirs whose wav.scp point at the audio.
 
     .venv/bin/python bench/speechocean762_asr.py                    # → bench/results/speechocean762-asr.json
     .venv/bin/python bench/speechocean762_asr.py --smoke            # plumbing check, ~3 min → ...-smoke.json
     .venv/bin/python bench/speechocean762_asr.py --budget 600 --peer-limit 0 --set train.lr=0.002   (dev runs)
+    .venv/bin/python bench/speechocean762_asr.py --mitigate         # → bench/results/speechocean762-asr-mitigated.json
 """
 from __future__ import annotations
 
@@ -42,12 +49,15 @@ PEER_LIMIT = 300
 RTF_UTTS = 100  # test sentences in the one-thread timing pass
 CHILD_MAX_AGE = 15
 GOAL_WER, GOAL_RTF = 0.25, 0.05
+FAIRNESS = ["transcribe.fairness_by=age_group"]  # the run's metrics.json: WER per age group, speaker intervals
+MITIGATION = ["train.sampler=group_balanced", "train.group_by=age_group"]
 # -----------------------------------------------------------------------------------------------------------
 
 
-def write_kaldi(rows: list[dict], out: Path) -> Path:
+def write_kaldi(rows: list[dict], out: Path, facts: dict[str, dict[str, str]] | None = None) -> Path:
     """A Kaldi dir (wav.scp with absolute paths, text, utt2spk, spk2utt) for rows {utt, path, text, speaker};
-    utterance ids must sort with their speaker (Kaldi's rule), which callers ensure."""
+    utterance ids must sort with their speaker (Kaldi's rule), which callers ensure. facts {name: {speaker: value}}
+    become spk2NAME files (seehear reads them as the column NAME)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: r["utt"])
     (out / "wav.scp").write_text("".join(f"{r['utt']} {Path(r['path']).resolve()}\n" for r in rows))
@@ -57,6 +67,8 @@ def write_kaldi(rows: list[dict], out: Path) -> Path:
     for r in rows:
         spk.setdefault(r["speaker"], []).append(r["utt"])
     (out / "spk2utt").write_text("".join(f"{s} {' '.join(u)}\n" for s, u in sorted(spk.items())))
+    for name, by_spk in (facts or {}).items():
+        (out / f"spk2{name}").write_text("".join(f"{s} {by_spk[s]}\n" for s in sorted(spk) if s in by_spk))
     return out
 
 
@@ -143,6 +155,7 @@ def evaluate(b: Bench, run_dir: Path, test: list[dict], peer_idx: list[int], rtf
     ours["per_speaker_wer_median"] = round(statistics.median(ours["per_speaker_wer"].values()), 4)
     if group is not None:
         ours["per_group"] = by_group(test, hyps, group)
+    ours["fairness"] = fairness(test, hyps)
     print(f"== one-thread timing on {len(rtf_idx)} utterances", file=sys.stderr, flush=True)
     ours["transcribe_1_thread"] = transcribe(run_dir, [test[i] for i in rtf_idx], threads=1)[1]
     if ours["transcribe_1_thread"]["threads_used"] != 1:
@@ -164,12 +177,55 @@ def evaluate(b: Bench, run_dir: Path, test: list[dict], peer_idx: list[int], rtf
     return hyps, ours
 
 
-def ages() -> dict[str, int]:
+def speaker_facts(name: str) -> dict[str, str]:
+    """The corpus's spk2NAME (age, gender) over both splits."""
     out = {}
     for split in ("train", "test"):
-        f = CORPUS / split / "spk2age"
+        f = CORPUS / split / f"spk2{name}"
         if f.exists():
-            out.update({s: int(a) for s, a in (ln.split() for ln in f.read_text().splitlines() if ln.strip())})
+            out.update(dict(ln.split() for ln in f.read_text().splitlines() if ln.strip()))
+    return out
+
+
+def ages() -> dict[str, int]:
+    return {s: int(a) for s, a in speaker_facts("age").items()}
+
+
+def age_groups() -> dict[str, str]:
+    return {s: "child" if a <= CHILD_MAX_AGE else "adult" for s, a in ages().items()}
+
+
+def fairness(rows: list[dict], hyps: list[str]) -> dict:
+    """WER per age group and per gender of these transcripts, 95% intervals resampling test speakers within each
+    group (seehear.trust.wer_by_group), after the benchmark's normalize()."""
+    from seehear.evaluation.transcripts import utterance_errors
+    from seehear.trust.fairness import wer_by_group
+
+    errors, words = utterance_errors([normalize(r["text"]) for r in rows], [normalize(h) for h in hyps])
+    spk = [r["speaker"] for r in rows]
+    out = {}
+    for name, by_spk in (("age_group", age_groups()), ("gender", speaker_facts("gender"))):
+        out[name] = wer_by_group(errors, words, [by_spk.get(s, "unknown") for s in spk], name, spk)["wer"]
+    return out
+
+
+def versus_baseline(baseline: dict, ours: dict) -> dict:
+    """The mitigated run beside the baseline's result file: mean WER and the child - adult WER gap, each before and
+    after (the baseline's per_group figures by age group exist in its older results too)."""
+    def gap(fig):
+        per = fig.get("per_group") or {}
+        child = next((v["wer"] for g, v in per.items() if g.startswith("child")), None)
+        adult = next((v["wer"] for g, v in per.items() if g.startswith("adult")), None)
+        return None if child is None or adult is None else round(child - adult, 4)
+
+    base = baseline.get("figures", {}).get("seehear", {})
+    out = {"baseline_commit": baseline.get("commit"), "baseline_wer": base.get("wer"), "mitigated_wer": ours["wer"],
+           "baseline_child_minus_adult_wer": gap(base), "mitigated_child_minus_adult_wer": gap(ours)}
+    if out["baseline_child_minus_adult_wer"] is not None and out["mitigated_child_minus_adult_wer"] is not None:
+        b, m = out["baseline_child_minus_adult_wer"], out["mitigated_child_minus_adult_wer"]
+        out["gap_reduction"] = round((b - m) / b, 3) if b else None
+    if "fairness" in base:
+        out["baseline_fairness"] = base["fairness"]
     return out
 
 
@@ -183,21 +239,26 @@ def main(argv=None) -> None:
     ap.add_argument("--set", action="append", default=[], help="extra seehear override key=value (dev)")
     ap.add_argument("--smoke", action="store_true",
                     help="plumbing check: 200 training / 20 test sentences, 60 s budget, peer on 5 → -smoke.json")
+    ap.add_argument("--mitigate", action="store_true",
+                    help="train with group-balanced sampling by age group (child <= 15 / adult) → -mitigated.json, "
+                         "compared with the baseline's result file when there")
     ap.add_argument("--reuse-run", action="store_true",
                     help="measure the model the previous run of this benchmark trained (after a change to "
                          "transcription only); its training figures are carried over")
     args = ap.parse_args(argv)
 
     train, test = read_kaldi(need(CORPUS / "train")), read_kaldi(need(CORPUS / "test"))
-    name = "speechocean762-asr"
+    name = "speechocean762-asr" + ("-mitigated" if args.mitigate else "")
+    baseline_file = RESULTS / f"{name.removesuffix('-mitigated')}{'-smoke' if args.smoke else ''}.json"
     if args.smoke:
         name += "-smoke"
         train, test = [train[i] for i in spread(len(train), 200)], [test[i] for i in spread(len(test), 20)]
         args.budget, args.peer_limit, args.rtf_utts = min(args.budget, 60), min(args.peer_limit, 5), 5
     work = WORK / name
     data = work / "data"
-    write_kaldi(train, data / "train")
-    write_kaldi(test, data / "test")
+    facts = {"gender": speaker_facts("gender"), "age_group": age_groups()}
+    write_kaldi(train, data / "train", facts)
+    write_kaldi(test, data / "test", facts)
     test = read_kaldi(data / "test")  # in the order seehear sees them
     age = ages()
 
@@ -211,7 +272,8 @@ def main(argv=None) -> None:
                              "test_speakers": len({r["speaker"] for r in test}), "kaldi_dirs": str(data),
                              "credit": "speechocean762, CC BY 4.0 (OpenSLR SLR101), Zhang et al. 2021"}
         print(f"== training seehear (budget {args.budget:.0f} s)", file=sys.stderr, flush=True)
-        run_dir = work / "runs" / "default"
+        run_dir = work / "runs" / ("mitigated" if args.mitigate else "default")
+        extra = [*FAIRNESS, *(MITIGATION if args.mitigate else []), *args.set]
         prev = RESULTS / f"{name}.json"
         if args.reuse_run and (run_dir / "model.safetensors").is_file() and prev.is_file():
             old = json.loads(prev.read_text())
@@ -221,12 +283,21 @@ def main(argv=None) -> None:
             b.notes.append("--reuse-run: the model trained by the previous run of this benchmark (training figures "
                            "carried over); transcription, timing and the peer ran again.")
         else:
-            b.figures["training"], b.figures["seehear_overrides"] = train_seehear(data, run_dir, args.budget,
-                                                                                  args.set)
+            b.figures["training"], b.figures["seehear_overrides"] = train_seehear(data, run_dir, args.budget, extra)
+            m = json.loads((run_dir / "metrics.json").read_text()).get("test", {})
+            b.figures["training"]["run_fairness"] = m.get("fairness")  # measured in training, seehear's normalisation
+            b.figures["training"]["train_per_group"] = json.loads((run_dir / "meta.json").read_text())["data"].get(
+                "train_per_group")
         print(b.figures["training"], file=sys.stderr, flush=True)
         _, ours = evaluate(b, run_dir, test, spread(len(test), args.peer_limit) if args.peer_limit else [],
                            spread(len(test), args.rtf_utts), group=age_group)
         b.goal("wer", GOAL_WER, ours["wer"], higher_is_better=False)
+        if args.mitigate:
+            if baseline_file.is_file():
+                b.figures["versus_baseline"] = versus_baseline(json.loads(baseline_file.read_text()), ours)
+                print(b.figures["versus_baseline"], file=sys.stderr, flush=True)
+            else:
+                b.notes.append(f"no baseline result ({baseline_file}) to compare with: run without --mitigate too")
         rtf = ours["transcribe_1_thread"]["rtf"]
         if rtf is not None:
             b.goal("rtf_one_core", GOAL_RTF, rtf, higher_is_better=False)

@@ -3,8 +3,10 @@
 
 - default: the default recipe (`--budget`, 480 s: the 8-minute recipe);
 - augmix: the same with `augment.policy=augmix` (corruption-robust training), same budget;
-- adversarial: the same with `train.adversarial=fgsm` (FGSM with random start, ε = 8/255), `--adv-budget` (1800 s,
-  the issue's 30-minute limit).
+- adversarial: the same with `train.adversarial=nfgsm` (N-FGSM, ε = 8/255), `--adv-budget` (1740 s of steps, so that the
+  fit with its validation stays within the issue's 30 minutes); `adversarial-fgsm` (FGSM with random start, the recipe's 20 epochs) on request.
+
+A run of some of the recipes (`--recipes adversarial`) writes trust-cifar10-RECIPES.json, never the full one.
 
 Each report: temperature scaling fitted on the run's validation split (ECE/NLL on its test split), Grad-CAM
 deletion AUC against a random block ranking, accuracy under 10 corruptions x 5 severities (`--robust-examples`
@@ -33,7 +35,10 @@ PGD_GOAL, ADV_CLEAN_GOAL = 0.45, 0.80
 RECIPES = {  # name -> the settings on top of the default image recipe
     "default": [],
     "augmix": ["augment.policy=augmix"],
-    "adversarial": ["train.adversarial=fgsm", "train.adversarial_eps=8"],
+    # N-FGSM: FGSM-RS (adversarial-fgsm, measured at 59d8c66) overfit catastrophically here: 0% under PGD. The epoch
+    # cap is lifted so that the 30-minute budget, not the recipe's 20 epochs, ends training (the schedule follows time)
+    "adversarial": ["train.adversarial=nfgsm", "train.adversarial_eps=8", "train.epochs=40"],
+    "adversarial-fgsm": ["train.adversarial=fgsm", "train.adversarial_eps=8"],
 }
 
 
@@ -76,7 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--run", type=Path, help="report on this existing CIFAR-10 run only (no training)")
     ap.add_argument("--recipes", default="default,augmix,adversarial", help=f"of {', '.join(RECIPES)}")
     ap.add_argument("--budget", type=float, default=480.0, help="training seconds, default and augmix")
-    ap.add_argument("--adv-budget", type=float, default=1800.0, help="training seconds, adversarial")
+    ap.add_argument("--adv-budget", type=float, default=1740.0,
+                    help="training-step seconds, adversarial (validation adds about a minute: within 30 minutes)")
     ap.add_argument("--robust-examples", type=int, default=1000, help="test images under each corruption")
     ap.add_argument("--adversarial-examples", type=int, default=256, help="test images attacked")
     ap.add_argument("--limit", choices=["small"], help="small: 100 images per class, 40 s budgets (plumbing)")
@@ -85,7 +91,11 @@ def main(argv=None) -> int:
     from cifar10 import EXTRACTED, extract
     from seehear.trust import trust_report
 
-    name = "trust-cifar10"
+    chosen = [r.strip() for r in a.recipes.split(",") if r.strip()]
+    unknown = [r for r in chosen if r not in RECIPES]
+    if unknown:
+        sys.exit(f"bench: unknown recipe(s) {', '.join(unknown)}: choose from {', '.join(RECIPES)}")
+    name = "trust-cifar10" + ("" if a.run or chosen == ["default", "augmix", "adversarial"] else "-" + "-".join(chosen))
     if a.limit:
         a.budget = a.adv_budget = 40.0
         a.robust_examples, a.adversarial_examples = 100, 64
@@ -99,8 +109,8 @@ def main(argv=None) -> int:
         if a.run:
             rows["given"] = measure(a.run, data, a, trust_report)
         else:
-            for rec in [r.strip() for r in a.recipes.split(",") if r.strip()]:
-                budget = a.adv_budget if rec == "adversarial" else a.budget
+            for rec in chosen:
+                budget = a.adv_budget if rec.startswith("adversarial") else a.budget
                 run = WORK / "runs" / f"trust-cifar10-{rec}{'-small' if a.limit else ''}"
                 t = time.time()
                 seehear.train(data, out=run, time_budget=budget, overrides=RECIPES[rec], overwrite=True,
@@ -124,8 +134,8 @@ def main(argv=None) -> int:
             adv = rows["adversarial"]
             b.goal("pgd20_accuracy_eps8", PGD_GOAL, round(adv["pgd20_accuracy_eps8"], 4))
             b.goal("clean_accuracy_adversarial", ADV_CLEAN_GOAL, round(adv["accuracy"], 4))
-            b.goal("adversarial_train_minutes", 30, round(adv["train_seconds_end_to_end"] / 60, 1),
-                   higher_is_better=False)
+            b.goal("adversarial_train_minutes", 30, round(adv["trained_by"]["train"]["wall_seconds"] / 60, 1),
+                   higher_is_better=False)  # the fit's wall clock (steps + validation), decoding not included
         b.notes.append("every recipe is measured the same way: ECE on the run's test split with T fitted on its "
                        "validation split (15 bins); deletion AUC on 64 test images, 16 steps, blurred reference, "
                        "8x8 random-block ranking; corruption accuracy is the mean over 10 corruptions x 5 "

@@ -11,6 +11,18 @@ torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def seehear_home(tmp_path_factory):
+    """A private $SEEHEAR_HOME: a default start in the real ~/.seehear must not change what the tests train."""
+    old = os.environ.get("SEEHEAR_HOME")
+    os.environ["SEEHEAR_HOME"] = str(tmp_path_factory.mktemp("seehear-home"))
+    yield os.environ["SEEHEAR_HOME"]
+    if old is None:
+        os.environ.pop("SEEHEAR_HOME", None)
+    else:
+        os.environ["SEEHEAR_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory):
     from seehear.data.synth import make_shape_images

@@ -104,6 +104,9 @@ class ModelConfig:
     name: str = "auto"  # a registered model, or auto = the recipe's choice for the modality and input size
     pretrained: Optional[str] = None  # local weights file (safetensors or .pth) for the backbone; never downloaded
     init_from: Optional[str] = None  # a seehear run folder whose backbone starts this one (`train --from RUN`)
+    # auto: a recipe's default start ($SEEHEAR_HOME/start/RECIPE, `seehear start set`) when one is set and fits and
+    # the run names no start or model of its own; scratch: never the default (--from / pretrained still apply)
+    start: Literal["auto", "scratch"] = "auto"
     kwargs: dict = field(default_factory=dict)  # passed to the model's factory (width, depth, dropout, ...)
     # transcription models only:
     subsample: Optional[Literal[2, 4, 8]] = None  # input frames per output frame before the encoder; None = 4
@@ -145,7 +148,9 @@ class TrainConfig:
     focal_gamma: float = 2.0
     logit_tau: float = 1.0  # logit_adjusted: the prior's power
     posthoc_tau: float = 0.0  # subtract tau * log(prior) from the trained model's logits (post-hoc adjustment)
-    adversarial: Literal["none", "fgsm"] = "none"  # fgsm: train on FGSM-with-random-start batches (Wong et al.)
+    # fgsm: train on FGSM-with-random-start batches (Wong et al.); nfgsm: N-FGSM (de Jorge et al. 2022), the same
+    # cost without FGSM-RS's catastrophic overfitting at large ε
+    adversarial: Literal["none", "fgsm", "nfgsm"] = "none"
     adversarial_eps: float = 8.0  # images: the L-inf bound in pixel levels of 255
     adversarial_snr_db: float = 30.0  # audio: the perturbation is at least this far below each clip
     precision: Literal["auto", "bf16", "32", "fp32", "16"] = "auto"  # auto: bf16 where the hardware has it natively
@@ -188,6 +193,8 @@ class TranscribeConfig:
     tune_decoding: bool = True  # choose lm_weight and word_score on the validation split after training
     hotwords: list[str] = field(default_factory=list)  # words beam search favours (names, jargon); added to its lexicon
     hotword_boost: float = 5.0  # log-score added to each hotword the beam search completes (CLI: --hotword WORD)
+    fairness_by: Optional[str] = None  # WER per group of this column (gender, age, a manifest column) with speaker-
+    # bootstrap intervals in metrics.json; None = train.group_by's column when the run balances by one, else none
 
 
 @dataclass
@@ -198,6 +205,9 @@ class SpeakerConfig:
     scale: float = 30.0  # AAM-softmax scale s
     segment_seconds: float = 3.0  # training crops; enrolment and trials use whole utterances
     threshold: Optional[float] = None  # cosine threshold for verify; None = the EER threshold found at training
+    # a column (gender, age from spk2*, a manifest column) whose groups each get an EER with a speaker-bootstrap
+    # interval in metrics.json (per_group_eer); None = train.group_by where set
+    fairness_by: Optional[str] = None
 
 
 @dataclass

@@ -154,3 +154,19 @@ def test_no_single_frame_tells_the_direction():
     mask = [f > 150 for f in frames]
     shifts = [np.roll(mask[t], -2, axis=1) for t in range(1, len(mask))]
     assert all(np.array_equal(s, m) for s, m in zip(shifts, mask[:-1]))  # right by 2 px a frame
+
+
+def test_an_animation_in_memory_decodes_as_its_file(clips):
+    from seehear.data.frames import decode_animation_bytes, decode_sequence
+    from seehear.data.records import Record
+    from seehear.errors import CorruptFileError
+
+    gif = sorted(clips[1].rglob("*.gif"))[0]
+    kw = dict(count=8, size=16, channels=1, resize="stretch", max_pixels=10_000)
+    a, n = decode_sequence(Record(str(gif)), **kw)
+    b, m = decode_animation_bytes(gif.read_bytes(), **kw)
+    assert n == m and torch.equal(a, b) and b.dtype == torch.uint8 and b.shape == (8, 1, 16, 16)
+    with pytest.raises(CorruptFileError, match="over data.max_image_pixels"):
+        decode_animation_bytes(gif.read_bytes(), **{**kw, "max_pixels": 10})
+    with pytest.raises(CorruptFileError):
+        decode_animation_bytes(gif.read_bytes()[:100], **kw)

@@ -50,5 +50,32 @@ def test_training_with_fgsm_changes_training(trained, tmp_path):
               "train.deterministic=true"]
     plain = seehear.train(data, tmp_path / "plain", overrides=common, progress=False)
     adv = seehear.train(data, tmp_path / "adv", overrides=[*common, "train.adversarial=fgsm"], progress=False)
+    nf = seehear.train(data, tmp_path / "nf", overrides=[*common, "train.adversarial=nfgsm"], progress=False)
     log = lambda r: (r.run_dir / "logs" / "metrics.csv").read_text()  # noqa: E731
     assert log(plain) != log(adv) and adv.meta["config"]["train"]["adversarial"] == "fgsm"
+    assert log(nf) not in (log(plain), log(adv)) and nf.meta["config"]["train"]["adversarial"] == "nfgsm"
+
+
+def test_nfgsm_starts_wider_steps_eps_and_is_not_projected(trained):
+    """N-FGSM: noise in ±2ε, one step of ε, no projection (images): some pixels move further than ε, none further
+    than 3ε; it raises the loss like FGSM-RS; audio keeps its SNR bound."""
+    model, _ = trained
+    torch.manual_seed(0)
+    x = (torch.rand(16, 3, 16, 16) * 127 + 64).round().to(torch.uint8)  # away from 0/255: clamping hides nothing
+    with torch.no_grad():
+        y = model.logits(x).argmax(1)
+    adv = fgsm_rs_batch(model, x, y, eps_pixels=8, snr_db=30, generator=torch.Generator().manual_seed(1),
+                        method="nfgsm")
+    moved = (adv * 255 - x.float()).abs()
+    assert moved.max() <= 24 + 1e-3 and (moved > 8 + 1e-3).float().mean() > 0.2
+    with torch.no_grad():
+        loss = lambda z: F.cross_entropy(z, y).item()  # noqa: E731
+        assert loss(model.logits(adv)) > loss(model.logits(x))
+    from seehear.config import RunConfig
+    from seehear.models.recognizer import build_recognizer
+
+    audio = build_recognizer(RunConfig().override(["model.name=tcresnet8", "audio.clip_seconds=0.5"]), ["a", "b"],
+                             "audio").eval()
+    w = torch.randn(4, 8000) * 0.1
+    a = fgsm_rs_batch(audio, w, torch.tensor([0, 1, 0, 1]), eps_pixels=8, snr_db=30, method="nfgsm")
+    assert (10 * torch.log10(w.pow(2).mean(-1) / (a - w).pow(2).mean(-1)) >= 30 - 0.01).all()

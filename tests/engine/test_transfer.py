@@ -80,3 +80,18 @@ def test_bad_sources_are_one_line_errors(source_run, tmp_path, tones_dir, capsys
                  "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "not a finished seehear run folder" in err and err.count("\n") == 0
+
+
+def test_fastnet_transfer_keeps_the_source_whitening_stem(tmp_path):
+    # fastnet sets its first layer from the data before training; a transferred one must keep the source's, which
+    # its later layers learned on (new eigenvectors come in another order and sign), and keep it frozen
+    sets = ["train.threads=1", "data.workers=1", "model.name=fastnet", "image.size=16", "image.tta=none",
+            "train.epochs=1", "train.batch_size=16"]
+    src = seehear.train(make_shape_images(tmp_path / "a", classes=3, per_class=12, size=16, seed=0), tmp_path / "s",
+                        overrides=sets, progress=False).run_dir
+    other = make_shape_images(tmp_path / "b", classes=2, per_class=12, size=16, seed=3)
+    moved = seehear.train(other, tmp_path / "m", overrides=sets, from_run=src, progress=False).run_dir
+    scratch = seehear.train(other, tmp_path / "f", overrides=sets, progress=False).run_dir
+    stem = lambda run: seehear.load_run(run).model.backbone.stem[0].weight  # noqa: E731
+    assert torch.equal(stem(moved), stem(src))
+    assert not torch.allclose(stem(scratch), stem(src), atol=1e-3)  # the data's own whitening differs

@@ -67,3 +67,49 @@ def test_sampled_trials_do_not_build_every_pair():
     assert (non[:, 0] < non[:, 1]).all() and all(spk[a] != spk[b] for a, b, _ in non[:2000])
     assert (t[:, 2] == 1).sum() == 3_000 * 190  # every same-speaker pair: 3,000 speakers x C(20, 2)
     assert np.array_equal(t, make_trials(spk, max_nontarget=50_000, seed=3))
+
+
+def test_weights_count_a_trial_that_many_times():
+    rng = np.random.default_rng(1)
+    scores, labels = rng.normal(size=40) + np.repeat([1.0, 0.0], 20), np.repeat([1, 0], 20)
+    w = rng.integers(1, 4, size=40)
+    assert eer(scores, labels, w)[0] == pytest.approx(eer(np.repeat(scores, w), np.repeat(labels, w))[0])
+
+
+def _grouped_embeddings(rng, spread: dict, per_group=6, utts=5, dim=16):
+    """Speakers of each group: a random direction each, utterances scattered around it by the group's spread."""
+    emb, spk, grp = [], [], []
+    for g, s in spread.items():
+        for k in range(per_group):
+            centre = rng.normal(size=dim)
+            for _ in range(utts):
+                emb.append(centre / np.linalg.norm(centre) + s * rng.normal(size=dim))
+                spk.append(f"{g}{k}")
+                grp.append(g)
+    return np.asarray(emb), spk, grp
+
+
+def test_group_eer_finds_the_harder_group_with_intervals():
+    from seehear.evaluation.verification import group_eer
+
+    emb, spk, grp = _grouped_embeddings(np.random.default_rng(0), {"adult": 0.05, "child": 0.4})
+    r = group_eer(emb, spk, grp, n_boot=200)
+    a, c = r["per_group"]["adult"], r["per_group"]["child"]
+    assert a["eer"] < c["eer"] and r["worst_group"] == "child" and r["best_group"] == "adult"
+    assert r["gap"] == pytest.approx(c["eer"] - a["eer"], abs=1e-5)
+    assert r["ratio_to_best"] == pytest.approx(c["eer"] / a["eer"], rel=1e-3) if a["eer"] else r["ratio_to_best"] is None
+    for row in (a, c):
+        lo, hi = row["ci95"]
+        assert lo <= row["eer"] <= hi and row["speakers"] == 6 and row["utterances"] == 30
+    assert c["ci95"][1] > a["ci95"][0]  # the intervals are real ranges, not points
+
+
+def test_group_eer_says_when_a_group_cannot_be_measured():
+    from seehear.evaluation.verification import group_eer
+
+    emb, spk, grp = _grouped_embeddings(np.random.default_rng(0), {"a": 0.1, "b": 0.1}, per_group=3)
+    r = group_eer(np.vstack([emb, emb[:2]]), spk + ["lonely", "lonely"], grp + ["solo", "solo"], n_boot=50)
+    assert "no trials" in r["per_group"]["solo"]["note"] and "eer" not in r["per_group"]["solo"]
+    assert "no interval" in r["per_group"]["a"]["note"] and "ci95" not in r["per_group"]["a"]
+    one = group_eer(emb[:15], spk[:15], grp[:15], n_boot=50)
+    assert "nothing to compare" in one["note"] and "gap" not in one

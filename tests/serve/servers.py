@@ -81,7 +81,13 @@ def serving(runs, *args: str):
 
 
 def multipart(data: bytes, filename: str = "x.png", field: str = "file") -> tuple[bytes, dict]:
+    return multipart_fields({field: (data, filename)})
+
+
+def multipart_fields(parts: dict) -> tuple[bytes, dict]:
+    """A multipart body of file fields: {field name: (bytes, filename)}."""
     b = "seehearboundary7MA4YWxkTrZu0gW"
-    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
+    body = b"".join(f"--{b}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+                    f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+                    for field, (data, filename) in parts.items()) + f"--{b}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={b}"}

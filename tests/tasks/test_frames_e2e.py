@@ -72,3 +72,27 @@ def test_frames_refuse_image_policies_in_one_line(squares, tmp_path, capsys):
                  "--set", "augment.policy=randaugment", "--set", "train.epochs=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "augment.policy" in err and len(err.splitlines()) == 1
+
+
+def test_frames_runs_are_served(lstm_run, squares):
+    """`seehear serve` takes an animated GIF per request for a frames run (ONNX engine, a real uvicorn process),
+    answers as predict does, and refuses a truncated GIF and a WAV with 4xx JSON."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
+    from servers import serving
+
+    gifs = squares[1]
+    files = sorted((gifs / "left").glob("*.gif"))[:3] + sorted((gifs / "up").glob("*.gif"))[:3]
+    want = [row["label"] for row in seehear.predict(lstm_run.run_dir, [str(f) for f in files])]
+    name = lstm_run.run_dir.name
+    with serving([lstm_run.run_dir]) as s:
+        listed = {m["name"]: m for m in s.get("/v1/models")[1]["models"]}
+        assert listed[name]["modality"] == "frames" and listed[name]["input"]["frames"] == 8
+        got = [s.post(f"/v1/models/{name}/predict", f.read_bytes())[1]["label"] for f in files]
+        assert got == want
+        status, r = s.post(f"/v1/models/{name}/predict", files[0].read_bytes()[:200])
+        assert status == 422 and "error" in r
+        status, r = s.post(f"/v1/models/{name}/predict", b"RIFF\x24\x00\x00\x00WAVEfmt ")
+        assert 400 <= status < 500 and "error" in r

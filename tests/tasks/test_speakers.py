@@ -161,3 +161,65 @@ def test_unreadable_file_is_a_one_line_error(tmp_path):
     with pytest.raises(CorruptFileError) as e:
         _read_wave(str(bad), 16000)
     assert "\n" not in str(e.value) and "x.wav" in str(e.value)
+
+
+def test_segments_draw_by_sample_weights():
+    import torch
+
+    from seehear.engine.speaker import Segments
+
+    waves = [torch.full((800,), i, dtype=torch.int16) for i in range(6)]
+    y = torch.arange(6)
+    seen = torch.cat([b[1] for b in Segments(waves, y, 400, 3, sample_weights=torch.tensor([0, 0, 0, 1.0, 1, 1]))])
+    assert len(seen) == 6 and set(seen.tolist()) <= {3, 4, 5}  # weight 0: never drawn
+    plain = torch.cat([b[1] for b in Segments(waves, y, 400, 3)])
+    assert sorted(plain.tolist()) == list(range(6))  # no weights: each utterance once an epoch
+
+
+@pytest.mark.slow
+def test_group_balanced_sampling_and_per_group_eer(run, tmp_path):
+    """A manifest with a group column: train.sampler=group_balanced draws the groups evenly, and metrics.json has
+    an EER per group with intervals; the sampler without its column is a one-line error."""
+    import csv
+
+    import seehear
+    from seehear.errors import ConfigError
+
+    _, data = run
+    voices = sorted({p.name.split("_")[0] for p in data.glob("*.wav")})
+    test = {"enf2p50", "en029f1p60", "enm1p40", "enusf3p40"}  # 2 high (pitch >= 50) and 2 low voices
+    assert test <= set(voices)
+    man = tmp_path / "voices.csv"
+    with open(man, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "speaker", "pitch", "split"])
+        for p in sorted(data.glob("*.wav")):
+            v = p.name.split("_")[0]
+            w.writerow([p, v, v, "high" if int(v.rsplit("p", 1)[1]) >= 50 else "low",
+                        "test" if v in test else "train"])
+    over = ["task=speakers", "train.epochs=2", "train.threads=1", "data.workers=1", "train.batch_size=16",
+            "speakers.segment_seconds=1.5", "train.sampler=group_balanced", "train.group_by=pitch"]
+    r = seehear.train(man, tmp_path / "run", overrides=over, progress=False)
+    meta = json.loads((r.run_dir / "meta.json").read_text())
+    assert meta["data"]["train_per_group"]["column"] == "pitch"
+    assert sum(meta["data"]["train_per_group"]["counts"].values()) == 36  # 6 training voices x 6 sentences
+    g = json.loads((r.run_dir / "metrics.json").read_text())["per_group_eer"]
+    assert g["column"] == "pitch" and set(g["per_group"]) == {"high", "low"}
+    for row in g["per_group"].values():
+        assert row["speakers"] == 2 and 0.0 <= row["eer"] <= 1.0 and "no interval" in row["note"]
+    assert g["gap"] == pytest.approx(g["worst"] - g["best"], abs=1e-5)
+    with pytest.raises(ConfigError, match="train.group_by"):
+        seehear.train(man, tmp_path / "run2", overrides=over[:-1], progress=False)
+
+
+def test_report_shows_eer_per_group():
+    from seehear.evaluation.report_tasks import speakers_section
+
+    m = {"eer": 0.1, "min_dcf": 0.5, "threshold": 0.3, "n_speakers": 8, "evaluated_on": "test",
+         "per_group_eer": {"column": "age_group", "gap": 0.08, "worst_group": "child",
+                           "per_group": {"adult": {"eer": 0.06, "ci95": [0.04, 0.09], "speakers": 60},
+                                         "child": {"eer": 0.14, "ci95": [0.1, 0.2], "speakers": 3,
+                                                   "note": "under 5 speakers"}}}}
+    page = speakers_section(m)
+    assert "EER by age_group" in page and "child worst" in page and page.index("child") < page.index("adult")
+    assert "14.0%" in page and "4.0%–9.0%" in page

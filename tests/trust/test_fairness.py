@@ -81,3 +81,34 @@ def test_cluster_bootstrap_flags_groups_of_one_speaker():
         assert "clusters" in str(e)
     else:
         raise AssertionError("a clusters list of the wrong length must be refused")
+
+
+def test_wer_per_group_is_word_weighted_with_speaker_intervals():
+    from seehear.evaluation.transcripts import transcript_metrics, utterance_errors
+    from seehear.trust.fairness import wer_by_group
+
+    rng = np.random.default_rng(3)
+    vocab = "one two three four five six seven eight nine".split()
+    refs, hyps, groups, spk = [], [], [], []
+    for s in range(7):  # child: 4 speakers, often wrong; adult: 3 speakers, rarely; one "unknown" speaker
+        group = "child" if s < 4 else "adult" if s < 6 else "unknown"
+        for _ in range(6):
+            words = list(rng.choice(vocab, int(rng.integers(1, 6))))
+            out = [w if rng.random() > (0.4 if group == "child" else 0.05) else "zero" for w in words]
+            refs.append(" ".join(words))
+            hyps.append(" ".join(out[: len(out) - (rng.random() < 0.2)]))
+            groups.append(group)
+            spk.append(f"s{s}")
+    errors, words = utterance_errors(refs, hyps)
+    r = wer_by_group(errors, words, groups, "age_group", spk)
+    w = r["wer"]
+    assert r["column"] == "age_group" and w["resampled"] == "clusters" and w["worst_group"] == "child"
+    for g in ("child", "adult"):  # the group's WER is jiwer's over its utterances, not a mean of utterance WERs
+        ix = [i for i, x in enumerate(groups) if x == g]
+        row = w["per_group"][g]
+        assert abs(row["wer"] - transcript_metrics([refs[i] for i in ix], [hyps[i] for i in ix])["wer"]) < 1e-12
+        assert row["ci95"][0] <= row["wer"] <= row["ci95"][1] and row["clusters"] == (4 if g == "child" else 2)
+        assert row["words"] == sum(words[i] for i in ix) and row["n"] == 6 * row["clusters"]
+    assert w["one_cluster"] == ["unknown"] and "ci95" not in w["per_group"]["unknown"]  # flagged, point value only
+    assert abs(w["gap"] - (w["worst"] - w["best"])) < 1e-12 and w["ratio_to_best"] == w["worst"] / w["best"]
+    assert "one group" in wer_by_group(errors, words, ["x"] * len(refs), "gender", spk)["wer"]["note"]

@@ -196,9 +196,21 @@ def _decode_folder(d: Path, count, size, channels, resize, max_pixels):
 
 
 def _decode_animated(path: Path, count, size, channels, resize, max_pixels):
-    name = str(path)
+    return _animation(path, str(path), count, size, channels, resize, max_pixels)
+
+
+def decode_animation_bytes(data: bytes, *, count: int, size: int, channels: int, resize: str,
+                           max_pixels: int, name: str = "upload") -> tuple[torch.Tensor, int]:
+    """An animated GIF/WebP (or a still image: one frame, repeated) held in memory, as decode_sequence gives it:
+    (uint8 [count, channels, size, size], its true number of frames). For uploads (seehear serve)."""
+    import io
+
+    return _animation(io.BytesIO(data), name, count, size, channels, resize, max_pixels)
+
+
+def _animation(src, name: str, count, size, channels, resize, max_pixels):
     try:
-        with Image.open(path) as im:
+        with Image.open(src) as im:
             w, h = im.size
             if max_pixels and w * h > max_pixels:
                 raise CorruptFileError(name, f"frames are {w}x{h} = {w * h:,} pixels, over data.max_image_pixels="

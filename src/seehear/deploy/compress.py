@@ -89,6 +89,9 @@ def compress(run: str | Path, out: str | Path, *, prune: float | None = None, in
     from seehear.evaluation import compute_metrics, write_report
 
     src, out = load_run(run), Path(out)
+    if src.modality == "audio-image":
+        raise SeehearError(f"{run} is an audio-image run: seehear compress takes single-input runs; `seehear export "
+                           f"{run}` writes its fp32 ONNX graph")
     if out.exists() and any(out.iterdir()):
         mine = (out / "meta.json").is_file() and "compress" in read_json(out / "meta.json")
         if not (overwrite and mine):

@@ -112,6 +112,9 @@ def export_int8(run_dir: str | Path, calibration_data: str | Path, out: str | Pa
     from seehear.engine.run_folder import load_run
 
     run = load_run(run_dir)
+    if run.modality == "audio-image":  # calibration and the check read one input; a fused graph has three
+        raise SeehearError(f"{run_dir} is an audio-image run: int8 export takes single-input runs; deploy its fp32 "
+                           f"`seehear export {run_dir}` (model.onnx)")
     fp32 = export_onnx(run_dir)
     x_cal, x_chk, y_chk, skipped = load_inputs(run, calibration_data)
     if len(x_cal) < 10 or len(x_chk) < MIN_CHECK:

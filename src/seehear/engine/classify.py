@@ -87,9 +87,9 @@ class ClassifyModule(TrainModule):
         x, y = batch
         x = self.prepare(x, train=True)
         t = self.cfg.train
-        if t.adversarial == "fgsm":  # train on the batch's FGSM-RS perturbation (engine/adversarial.py)
+        if t.adversarial != "none":  # train on the batch's FGSM-RS / N-FGSM perturbation (engine/adversarial.py)
             x = fgsm_rs_batch(self.model, x, y, eps_pixels=t.adversarial_eps, snr_db=t.adversarial_snr_db,
-                              generator=self._mix)
+                              generator=self._mix, method=t.adversarial)
         x, target = self.mix(x, y)  # mixup / CutMix: trained on the mixed labels
         logits = self.model(x)
         loss = self.loss(logits, y if target is None else target, train=True)

@@ -2,10 +2,12 @@
 
 Batches hold recordings of similar length (sorted, then cut into batches of at most `max_samples` padded samples)
 so little compute goes to padding; the batch order is reshuffled each epoch from (seed, epoch), except with
-train.sortagrad, where the first epoch goes shortest batch first. Schedule, optimiser, time budget and resume come
-from TrainModule (engine/base_module.py). With train.inter_ctc_weight w the loss is (1 - w) CTC(last block) +
-w CTC(middle block) (intermediate CTC, Lee & Watanabe 2021); engine/plateau.py records when the greedy output of
-the training batches stops being empty (meta.json["train"]["ctc"]).
+train.sortagrad, where the first epoch goes shortest batch first. With sampling weights (train.sampler=
+group_balanced) each epoch first draws its recordings, with replacement, then batches them the same way.
+Schedule, optimiser, time budget and resume come from TrainModule (engine/base_module.py). With
+train.inter_ctc_weight w the loss is (1 - w) CTC(last block) + w CTC(middle block) (intermediate CTC, Lee & Watanabe
+2021); engine/plateau.py records when the greedy output of the training batches stops being empty
+(meta.json["train"]["ctc"]).
 """
 from __future__ import annotations
 
@@ -27,40 +29,82 @@ def ctc_collapse(path: list[int], blank: int = 0) -> list[int]:
     return [t for i, t in enumerate(path) if t != blank and (i == 0 or t != path[i - 1])]
 
 
+def _cut(order: list[int], lengths, budget: int) -> list[list[int]]:
+    """Rows sorted by length, cut into batches of at most `budget` padded samples (at least one row each)."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for r in order:
+        longest = int(lengths[r])  # sorted ascending: the newest is the longest
+        if cur and longest * (len(cur) + 1) > budget:
+            batches.append(cur)
+            cur = []
+        cur.append(r)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _cut_into(order: list[int], lengths: list[int], k: int) -> list[list[int]]:
+    """Rows sorted by length, cut into exactly k batches (k <= len(order)) with the smallest padded-sample budget
+    that greedy cutting meets in k or fewer (bisection), then the costliest batches halved until there are k."""
+    lo, hi = lengths[order[-1]], lengths[order[-1]] * len(order)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if len(_cut(order, lengths, mid)) <= k else (mid + 1, hi)
+    batches = _cut(order, lengths, lo)
+    while len(batches) < k:
+        i = max((i for i, b in enumerate(batches) if len(b) > 1),
+                key=lambda i: len(batches[i]) * lengths[batches[i][-1]])
+        b = batches[i]
+        batches[i:i + 1] = [b[:len(b) // 2], b[len(b) // 2:]]
+    return batches
+
+
 class LengthBatches(EpochCounter):
+    """sample_weights (one per row, e.g. 1 / the row's group count: train.sampler=group_balanced): each epoch
+    draws as many rows as there are, with replacement, seeded by (seed, epoch), and cuts the draw into as many
+    length-sorted batches as the rows themselves make (the schedule's steps per epoch stay fixed)."""
+
     def __init__(self, waves: DecodedWaves, rows: list[int], targets: list[list[int]], batch_size: int,
-                 shuffle: bool, seed: int = 0, sortagrad: bool = False):
+                 shuffle: bool, seed: int = 0, sortagrad: bool = False,
+                 sample_weights: torch.Tensor | None = None):
         self.waves, self.targets, self.shuffle, self.seed, self.epoch = waves, targets, shuffle, seed, 0
-        self.sortagrad = sortagrad
+        self.sortagrad, self.rows, self.weights = sortagrad, list(rows), sample_weights
+        if sample_weights is not None and len(sample_weights) != len(rows):
+            raise ValueError(f"sample_weights must be one per row; got {len(sample_weights)} for {len(rows)} rows")
         lens = waves.lengths[rows]
         order = [rows[i] for i in torch.argsort(lens, stable=True).tolist()]
         # Budget in padded samples: batch_size recordings of the typical (median) length.
         budget = batch_size * max(1, int(lens.median())) if len(rows) else 1
-        self.batches: list[list[int]] = []
-        cur: list[int] = []
-        for r in order:
-            longest = int(waves.lengths[r])  # sorted ascending: the newest is the longest
-            if cur and longest * (len(cur) + 1) > budget:
-                self.batches.append(cur)
-                cur = []
-            cur.append(r)
-        if cur:
-            self.batches.append(cur)
+        self.batches: list[list[int]] = _cut(order, waves.lengths, budget)
 
     def __len__(self) -> int:
         return len(shard(list(range(len(self.batches)))))
 
     def order(self, epoch: int) -> list[int]:
         """Batch indices of an epoch (batches are numbered shortest first)."""
+        return self._order(epoch, None)
+
+    def _order(self, epoch: int, g: torch.Generator | None) -> list[int]:
         idx = list(range(len(self.batches)))
         if self.shuffle and not (self.sortagrad and epoch == 0):
-            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            g = g or torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             idx = torch.randperm(len(idx), generator=g).tolist()
         return shard(idx)  # data parallel: whole batches per rank, from the order every rank computes alike
 
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The rows of each batch this rank trains on in `epoch`, in order."""
+        if self.weights is None or not self.shuffle:
+            return [self.batches[i] for i in self.order(epoch)]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # every rank draws alike, then shards
+        drawn = [self.rows[i] for i in torch.multinomial(self.weights.double(), len(self.rows), replacement=True,
+                                                         generator=g).tolist()]
+        drawn = [drawn[i] for i in torch.argsort(self.waves.lengths[drawn], stable=True).tolist()]
+        batches = _cut_into(drawn, [int(v) for v in self.waves.lengths.tolist()], len(self.batches))
+        return [batches[i] for i in self._order(epoch, g)]
+
     def __iter__(self):
-        for i in self.order(self.begin_epoch()):
-            rows = self.batches[i]
+        for rows in self.epoch_batches(self.begin_epoch()):
             x, lens = self.waves.batch(rows)
             tg = [self.targets[r] for r in rows]
             yield (x, lens, torch.tensor([t for s in tg for t in s], dtype=torch.long),

@@ -16,17 +16,23 @@ from seehear.features.augment import augment_waves
 
 class Segments(EpochCounter):
     """Batches of random crops (int16 [B, S]) of whole utterances, a new crop each epoch; utterances shorter than a
-    crop are repeated to fill it (zero padding would teach the model silence). Reshuffled from (seed, epoch)."""
+    crop are repeated to fill it (zero padding would teach the model silence). Reshuffled from (seed, epoch); with sample_weights (train.sampler:
+    engine/imbalance.sample_weights) an epoch draws as many utterances with replacement in those proportions."""
 
-    def __init__(self, waves: list[torch.Tensor], y: torch.Tensor, seg: int, batch_size: int, seed: int = 0):
+    def __init__(self, waves: list[torch.Tensor], y: torch.Tensor, seg: int, batch_size: int, seed: int = 0,
+                 sample_weights: torch.Tensor | None = None):
         self.waves, self.y, self.seg, self.bs, self.seed, self.epoch = waves, y, seg, batch_size, seed, 0
+        self.weights = sample_weights
 
     def __len__(self) -> int:
         return max(1, len(shard(range(len(self.y)))) // self.bs)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.begin_epoch())
-        order = shard(torch.randperm(len(self.y), generator=g))  # data parallel: this rank's utterances
+        n = len(self.y)
+        drawn = (torch.randperm(n, generator=g) if self.weights is None
+                 else torch.multinomial(self.weights.double(), n, replacement=True, generator=g))
+        order = shard(drawn)  # data parallel: this rank's utterances
         for b in range(len(self)):
             idx = order[b * self.bs:(b + 1) * self.bs]
             crops = []

@@ -188,9 +188,11 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
         loader = Prefetch(loader, module.loader_augment, seed=t.seed)
         module.augment_in_loader = True
     init = getattr(model.backbone, "init_from_data", None)
-    if init is not None:  # data-derived initialisation (fastnet's whitening layer); also on resume, see there
+    if init is not None:  # data-derived initialisation (fastnet's whitening layer); also on resume, see there.
+        # A model started from other weights keeps their stem: its later layers learned on exactly that one.
         with torch.no_grad():
-            init(model.frontend(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(t.seed))[:5000]]))
+            init(model.frontend(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(t.seed))[:5000]]),
+                 keep=bool(cfg.model.init_from or cfg.model.pretrained))
     if model.modality == "image":
         model.to(memory_format=torch.channels_last)
     info = fit_module(module, cfg, loader, val_loader, run_dir, resume=resume, progress=progress)

@@ -6,29 +6,16 @@ escaped; labels are arbitrary folder names and may contain anything.
 """
 from __future__ import annotations
 
-import base64
 import json
 from html import escape
 from pathlib import Path
 
 from seehear.errors import RunError
+from seehear.evaluation.html import CSS, MAX_ROWS, cards, duration, img, kv, num, params, pct, table
+from seehear.evaluation.report_tasks import gan_quality_section, speakers_section, transcription_section
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;
- max-width:1100px;padding:0 1rem;color:#222;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;
- padding-bottom:.2rem}.sub{color:#666;margin-top:0}
-.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}.card{border:1px solid #ddd;border-radius:8px;
- padding:.6rem 1rem;min-width:8rem}.card .v{font-size:1.5rem;font-weight:600}.card .k{color:#666;font-size:.85rem}
-table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}th,td{padding:.25rem .7rem;text-align:left;
- border-bottom:1px solid #eee}th{background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.low td{background:#fff4f0}img{max-width:100%;height:auto;border:1px solid #eee}
-table.kv td:first-child{color:#666}pre{background:#f6f6f6;padding:.8rem;overflow-x:auto;font-size:.85rem}.muted{color:#888}
-"""
-# order of known plots; any other *.png in the run folder is appended after these
 PLOTS = [("confusion.png", "Confusion matrix"), ("curves.png", "Training curves"),
          ("reliability.png", "Calibration"), ("augmented.png", "Augmented training examples")]
-MAX_ROWS = 500  # long skipped/group lists are cut so the page stays quick to open
 
 
 def _load_json(path: Path):
@@ -38,51 +25,6 @@ def _load_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise RunError(f"{path} cannot be read as JSON ({e}); re-run evaluation to rewrite it") from e
-
-
-def _pct(x) -> str:
-    return f"{x:.1%}" if isinstance(x, (int, float)) else "—"
-
-
-def _num(x, digits=3) -> str:
-    return f"{x:.{digits}f}" if isinstance(x, (int, float)) else "—"
-
-
-def _duration(sec) -> str:
-    if not isinstance(sec, (int, float)):
-        return "—"
-    sec = int(round(sec))
-    h, rem = divmod(sec, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h} h {m} min" if h else (f"{m} min {s} s" if m else f"{s} s")
-
-
-def _params(n) -> str:
-    if not isinstance(n, (int, float)):
-        return "—"
-    return f"{n / 1e6:.2f} M" if n >= 1e6 else (f"{n / 1e3:.1f} k" if n >= 1e3 else str(int(n)))
-
-
-def _table(headers: list[str] | None, rows: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:
-    """HTML table; every cell is escaped here, so callers pass raw values. headers None: no header row."""
-    head = "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
-    body = []
-    for r, row in enumerate(rows):
-        cls = f' class="{row_class(r)}"' if row_class and row_class(r) else ""
-        cells = "".join(f'<td class="n">{escape(str(v))}</td>' if i in numeric else f"<td>{escape(str(v))}</td>"
-                        for i, v in enumerate(row))
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
-
-
-def _kv(pairs: list[tuple[str, object]]) -> str:
-    rows = [[k, v] for k, v in pairs if v not in (None, "", {}, [])]
-    return _table(None, rows).replace("<table>", '<table class="kv">', 1) if rows else ""
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
 def _classes(labels: list) -> str:
@@ -105,31 +47,41 @@ def _pick_metrics(metrics) -> tuple[str | None, dict | None]:
 def _summary(meta: dict, metrics, split, m) -> str:
     parts = []
     if m:
-        cards = [("accuracy", _pct(m.get("accuracy"))), ("macro-F1", _num(m.get("macro_f1"))),
-                 ("UAR (balanced acc.)", _pct(m.get("balanced_accuracy")))]
+        tiles = [("accuracy", pct(m.get("accuracy"))), ("macro-F1", num(m.get("macro_f1"))),
+                 ("UAR (balanced acc.)", pct(m.get("balanced_accuracy")))]
         if "top5_accuracy" in m:
-            cards.append(("top-5 accuracy", _pct(m["top5_accuracy"])))
+            tiles.append(("top-5 accuracy", pct(m["top5_accuracy"])))
         for key, name in (("accuracy_image_only", "image alone"), ("accuracy_audio_only", "audio alone")):
             if key in m:  # audio-image runs: each input alone, the other marked absent
-                cards.append((name, _pct(m[key])))
+                tiles.append((name, pct(m[key])))
         if "worst_group" in m:
             w = m["worst_group"]
-            cards.append((f"worst group: {w.get('group')}", _pct(w.get("accuracy"))))
+            tiles.append((f"worst group: {w.get('group')}", pct(w.get("accuracy"))))
         parts.append('<div class="cards">' + "".join(
             f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
-            for k, v in cards) + "</div>")
+            for k, v in tiles) + "</div>")
         parts.append(f'<p class="sub">on the {escape(split)} split, n = {escape(str(m.get("n", "?")))}; '
-                     f'ECE {escape(_num(m.get("ece")))}, NLL {escape(_num(m.get("nll")))}</p>')
+                     f'ECE {escape(num(m.get("ece")))}, NLL {escape(num(m.get("nll")))}</p>')
         other = "valid" if split == "test" else None
         if other and isinstance(metrics, dict) and isinstance(metrics.get(other), dict):
             o = metrics[other]
-            parts.append(f'<p class="sub">{other}: accuracy {escape(_pct(o.get("accuracy")))}, '
-                         f'macro-F1 {escape(_num(o.get("macro_f1")))}, '
-                         f'UAR {escape(_pct(o.get("balanced_accuracy")))}</p>')
+            parts.append(f'<p class="sub">{other}: accuracy {escape(pct(o.get("accuracy")))}, '
+                         f'macro-F1 {escape(num(o.get("macro_f1")))}, '
+                         f'UAR {escape(pct(o.get("balanced_accuracy")))}</p>')
     else:
         parts.append('<p class="muted">No metrics.json in this run folder (training may not have finished).</p>')
     parts.append(_run_facts(meta))
     return "".join(parts)
+
+
+def _started(start) -> str:
+    """One line near the top: what the model started from (meta.json `start`), with how to set a default."""
+    if not isinstance(start, dict) or "kind" not in start:
+        return ""
+    what = str(start["kind"]) + (f" {start['source']}" if start.get("source") else "")
+    what += f" (SHA-256 {str(start['sha256'])[:12]}…)" if start.get("sha256") else ""
+    tail = "".join(f" — {start[k]}" for k in ("why", "hint") if start.get(k))
+    return f'<p class="sub"><b>Started from:</b> {escape(what + tail)}</p>'
 
 
 def _run_facts(meta: dict) -> str:
@@ -139,7 +91,7 @@ def _run_facts(meta: dict) -> str:
     counts_s = ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else counts
     labels = meta.get("labels")
     kwargs = model.get("kwargs")
-    return _kv([
+    return kv([
         ("data", data.get("source")), ("data kind", data.get("kind")), ("examples", counts_s),
         ("modality", meta.get("modality")),
         ("classes", _classes(labels) if isinstance(labels, list) else None),
@@ -147,9 +99,9 @@ def _run_facts(meta: dict) -> str:
          if isinstance(meta.get("input"), dict) else None),
         ("model", model.get("name")),
         ("model settings", ", ".join(f"{k}={v}" for k, v in kwargs.items()) if isinstance(kwargs, dict) else None),
-        ("parameters", _params(model["params"]) if "params" in model else None),
+        ("parameters", params(model["params"]) if "params" in model else None),
         ("epochs", train.get("epochs_run")),
-        ("training time", _duration(train["wall_seconds"]) if "wall_seconds" in train else None),
+        ("training time", duration(train["wall_seconds"]) if "wall_seconds" in train else None),
         ("device", train.get("device")), ("precision", train.get("precision")),
         ("status", meta.get("status")), ("created", meta.get("created")),
         ("seehear", meta.get("seehear_version")),
@@ -162,12 +114,12 @@ def _per_class(m: dict, train_counts: dict | None = None) -> str:
         return ""
     tc = train_counts if isinstance(train_counts, dict) else {}
     # training examples beside recall: a rare class's low recall is seen next to its count (class imbalance)
-    rows = [[lab, tc.get(lab, ""), _num(c.get("precision")), _num(c.get("recall")), _num(c.get("f1")),
+    rows = [[lab, tc.get(lab, ""), num(c.get("precision")), num(c.get("recall")), num(c.get("f1")),
              c.get("support", "")] for lab, c in pc.items()]
     f1s = [c.get("f1", 1.0) for c in pc.values()]
     # highlight the weakest quarter of classes (by F1) so problem classes stand out in long tables
     cut = sorted(f1s)[len(f1s) // 4] if len(f1s) >= 4 else -1
-    html = _table(["class", "trained on", "precision", "recall", "F1", "support"], rows, numeric={1, 2, 3, 4, 5},
+    html = table(["class", "trained on", "precision", "recall", "F1", "support"], rows, numeric={1, 2, 3, 4, 5},
                   row_class=lambda r: "low" if f1s[r] < cut else "")
     conf = m.get("confusion")
     labels = list(pc)
@@ -175,7 +127,7 @@ def _per_class(m: dict, train_counts: dict | None = None) -> str:
         pairs = sorted(((conf[i][j], labels[i], labels[j]) for i in range(len(conf)) for j in range(len(conf))
                         if i != j and conf[i][j] > 0), key=lambda t: -t[0])[:10]
         if pairs:
-            html += "<h3>Most frequent confusions</h3>" + _table(
+            html += "<h3>Most frequent confusions</h3>" + table(
                 ["true", "predicted as", "count"], [[t, p, n] for n, t, p in pairs], numeric={2})
     return html
 
@@ -185,9 +137,9 @@ def _per_group(m: dict) -> str:
     if not pg:
         return ""
     items = sorted(pg.items(), key=lambda kv: (kv[1].get("accuracy", 0), kv[0]))  # worst first
-    rows = [[g if g != "" else "(none)", _pct(v.get("accuracy")), v.get("n", "")] for g, v in items[:MAX_ROWS]]
+    rows = [[g if g != "" else "(none)", pct(v.get("accuracy")), v.get("n", "")] for g, v in items[:MAX_ROWS]]
     more = f'<p class="muted">… and {len(items) - MAX_ROWS} more groups</p>' if len(items) > MAX_ROWS else ""
-    return _table(["group", "accuracy", "n"], rows, numeric={1, 2}) + more
+    return table(["group", "accuracy", "n"], rows, numeric={1, 2}) + more
 
 
 def _compression(c) -> str:
@@ -199,7 +151,7 @@ def _compression(c) -> str:
             ("held-out accuracy", "accuracy")]
     rows = [[r.get(k, "—") for _, k in cols] for r in c["table"] if isinstance(r, dict)]
     note = f'<p class="sub">{escape(str(c["note"]))}</p>' if c.get("note") else ""
-    return _table([h for h, _ in cols], rows, numeric=set(range(1, len(cols)))) + _int8_path(c.get("int8")) + note
+    return table([h for h, _ in cols], rows, numeric=set(range(1, len(cols)))) + _int8_path(c.get("int8")) + note
 
 
 def _int8_path(q) -> str:
@@ -210,7 +162,7 @@ def _int8_path(q) -> str:
     def acc(d):
         if "skipped" in d:
             return "skipped"
-        return "refused" if "refused" in d else _pct(d.get("accuracy_int8", d.get("top1_agreement_with_fp32")))
+        return "refused" if "refused" in d else pct(d.get("accuracy_int8", d.get("top1_agreement_with_fp32")))
 
     ptq, qat = q.get("ptq") or {}, q.get("qat")
     text = f"int8: post-training quantization (PTQ), {acc(ptq)} on the held-out check inputs"
@@ -228,50 +180,50 @@ def _skipped(skipped) -> str:
     rows = [list(s)[:2] if isinstance(s, (list, tuple)) else [s, ""] for s in skipped[:MAX_ROWS]]
     more = f'<p class="muted">… and {len(skipped) - MAX_ROWS} more</p>' if len(skipped) > MAX_ROWS else ""
     return (f"<p>{len(skipped)} file(s) could not be decoded and were left out:</p>"
-            + _table(["file", "reason"], rows) + more)
+            + table(["file", "reason"], rows) + more)
 
 
 def _trust(run: Path, t: dict) -> str:
     """trust.json (seehear.trust) at a glance: headline cards, then the pictures, then the tables."""
-    def img(name: str, heading: str = "") -> str:
+    def figure(name: str, heading: str = "") -> str:
         f = run / "trust" / name
-        return (f"<h3>{escape(heading)}</h3>" if heading else "") + _img(f) if f.is_file() else ""
+        return (f"<h3>{escape(heading)}</h3>" if heading else "") + img(f) if f.is_file() else ""
 
     cal = t.get("calibration") or {}
     test_cal = cal.get("test") or {}
     rob, adv, fair = t.get("robustness") or {}, t.get("adversarial") or {}, t.get("fairness") or {}
     faith = (t.get("explanations") or {}).get("faithfulness") or {}
-    cards = [("accuracy", _pct(t.get("accuracy")))]
+    tiles = [("accuracy", pct(t.get("accuracy")))]
     if "ece_after" in test_cal:
-        cards.append((f"ECE before → after T = {_num(cal.get('temperature'), 2)}",
-                      f"{_num(test_cal.get('ece_before'))} → {_num(test_cal.get('ece_after'))}"))
+        tiles.append((f"ECE before → after T = {num(cal.get('temperature'), 2)}",
+                      f"{num(test_cal.get('ece_before'))} → {num(test_cal.get('ece_after'))}"))
     if rob:
-        cards.append(("mean corruption accuracy", _pct(rob.get("mean_corruption_accuracy"))))
+        tiles.append(("mean corruption accuracy", pct(rob.get("mean_corruption_accuracy"))))
     if adv.get("results"):
         last = [r for r in adv["results"] if r["attack"] == "pgd"][-1]
         at = f"ε {last['eps_pixels']:g}/255" if "eps_pixels" in last else f"SNR {last.get('snr_db', 0):g} dB"
-        cards.append((f"PGD accuracy at {at}", _pct(last["accuracy"])))
+        tiles.append((f"PGD accuracy at {at}", pct(last["accuracy"])))
     acc = fair.get("accuracy") or {}
     if acc.get("worst_group") is not None:
-        cards.append((f"worst {fair.get('column')}: {acc['worst_group']} (gap {_pct(acc.get('gap'))})",
-                      _pct(acc.get("worst"))))
+        tiles.append((f"worst {fair.get('column')}: {acc['worst_group']} (gap {pct(acc.get('gap'))})",
+                      pct(acc.get("worst"))))
     if faith.get("deletion_auc_vs_random") is not None:
-        cards.append(("deletion AUC vs random (lower: faithful)", _num(faith["deletion_auc_vs_random"], 2)))
+        tiles.append(("deletion AUC vs random (lower: faithful)", num(faith["deletion_auc_vs_random"], 2)))
     parts = ['<div class="cards">' + "".join(
         f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
-        for k, v in cards) + "</div>",
+        for k, v in tiles) + "</div>",
         f'<p class="sub">measured on {escape(str(t.get("measured_on", "?")))}, n = {escape(str(t.get("n", "?")))}'
         f"</p>"]
     for note in (cal.get("skipped"), (t.get("explanations") or {}).get("note"), acc.get("note")):
         if note:
             parts.append(f'<p class="muted">{escape(str(note))}</p>')
-    parts.append(img("reliability_before_after.png", "Calibration before and after temperature scaling"))
-    parts.append(img("corruptions.png", "Accuracy under corruption") + img("adversarial.png", "Under attack"))
+    parts.append(figure("reliability_before_after.png", "Calibration before and after temperature scaling"))
+    parts.append(figure("corruptions.png", "Accuracy under corruption") + figure("adversarial.png", "Under attack"))
     method = (t.get("explanations") or {}).get("method", "")
     for name in ("most_confident", "least_confident", "worst_confusions"):
-        parts.append(img(f"explain_{name}.png", f"Where the model looks ({method}): {name.replace('_', ' ')}"))
+        parts.append(figure(f"explain_{name}.png", f"Where the model looks ({method}): {name.replace('_', ' ')}"))
     if acc.get("per_group"):
-        rows = [[g, _pct(v.get("accuracy")), "–".join(_pct(c) for c in v["ci95"]) if "ci95" in v else "too few",
+        rows = [[g, pct(v.get("accuracy")), "–".join(pct(c) for c in v["ci95"]) if "ci95" in v else "too few",
                  v.get("n", "")] for g, v in sorted(acc["per_group"].items(), key=lambda kv: kv[1]["accuracy"])]
         by_spk = acc.get("resampled") == "clusters"
         if by_spk:
@@ -279,74 +231,17 @@ def _trust(run: Path, t: dict) -> str:
                 r.append(v.get("clusters", ""))
         parts.append(f"<h3>Per {escape(str(fair.get('column')))}</h3>"
                      + ('<p class="muted">intervals resample whole speakers (cluster bootstrap)</p>' if by_spk else "")
-                     + _table(["group", "accuracy", "95% interval", "n"] + (["speakers"] if by_spk else []),
+                     + table(["group", "accuracy", "95% interval", "n"] + (["speakers"] if by_spk else []),
                               rows[:MAX_ROWS], numeric={1, 3, 4}))
-    parts.append(img("embeddings_tsne.png", "Test embeddings (t-SNE)") + img("embeddings_pca.png", "(PCA)"))
+    parts.append(figure("embeddings_tsne.png", "Test embeddings (t-SNE)") + figure("embeddings_pca.png", "(PCA)"))
     issues = t.get("label_issues") or {}
     if issues.get("listed"):
         parts.append(f"<h3>Suspected label errors</h3><p class='muted'>{escape(issues.get('method', ''))}</p>"
-                     + img("label_issues.png") + _table(
+                     + figure("label_issues.png") + table(
                          ["file", "given", "model says", "p(given)"],
-                         [[r["file"], r["given"], r["predicted"], _num(r["p_given"])] for r in issues["listed"]],
+                         [[r["file"], r["given"], r["predicted"], num(r["p_given"])] for r in issues["listed"]],
                          numeric={3}))
     return "".join(parts)
-
-
-def _cards(cards: list[tuple[str, str]]) -> str:
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
-        for k, v in cards) + "</div>"
-
-
-def _transcription(metrics) -> str:
-    """What a speech-to-text run measured: WER/CER, speed, per speaker, and the worst examples."""
-    split, m = next(((k, v) for k, v in (metrics or {}).items() if k in ("test", "valid") and isinstance(v, dict)),
-                    (None, None))
-    if not m:
-        return '<p class="muted">No held-out transcripts were measured.</p>'
-    parts = [_cards([("WER", _pct(m.get("wer"))), ("CER", _pct(m.get("cer"))),
-                     ("real-time factor", _num(m.get("real_time_factor"), 4)), ("decoder", str(m.get("decoder")))]),
-             f'<p class="sub">on the {escape(split)} split, {escape(str(m.get("utterances", "?")))} utterances</p>']
-    groups = m.get("per_group") or {}
-    if groups:
-        parts.append(_table(["speaker / group", "WER", "CER", "utterances"],
-                            [[g, _pct(v.get("wer")), _pct(v.get("cer")), v.get("utterances")]
-                             for g, v in sorted(groups.items(), key=lambda kv: -kv[1].get("wer", 0))[:MAX_ROWS]],
-                            numeric={1, 2, 3}))
-    ex = m.get("examples") or []
-    if ex:
-        parts.append("<h3>Worst examples</h3>" + _table(["file", "reference", "recognised"],
-                                                        [[e.get("key"), e.get("reference"), e.get("hypothesis")]
-                                                         for e in ex]))
-    return "".join(parts)
-
-
-def _speakers(metrics) -> str:
-    """What a speaker-embedding run measured: verification on speakers it did not train on."""
-    m = metrics if isinstance(metrics, dict) else {}
-    if "eer" not in m:
-        return f'<p class="muted">{escape(str(m.get("note", "No verification trials were measured.")))}</p>'
-    return (_cards([("EER", _pct(m.get("eer"))), ("minDCF", _num(m.get("min_dcf"))),
-                    ("threshold (cosine)", _num(m.get("threshold"))), ("speakers", str(m.get("n_speakers")))])
-            + f'<p class="sub">on the {escape(str(m.get("evaluated_on")))} split: {escape(str(m.get("n_trials")))} '
-              f'trials ({escape(str(m.get("n_target")))} same-speaker) among {escape(str(m.get("n_utterances")))} '
-              f'utterances; mean cosine same {escape(_num(m.get("mean_target_score")))}, different '
-              f'{escape(_num(m.get("mean_nontarget_score")))}</p>')
-
-
-def _gan_quality(q) -> str:
-    """quality.json of a GAN run (`seehear synthesize RUN --evaluate CLASSIFIER`): generated beside the real floor."""
-    if not isinstance(q, dict) or not isinstance(q.get("generated"), dict):
-        return ""
-    g, r = q["generated"], q.get("real_held_out") or {}
-    rows = [[name, _num(g.get(k)), _num(r.get(k))] for k, name in
-            (("frechet", "Fréchet distance (lower is closer)"), ("precision", "precision, k=3 (fidelity)"),
-             ("recall", "recall, k=3 (coverage)"))]
-    rows += [["classifier accuracy", _pct(q.get("gan_test_accuracy")), _pct(q.get("real_held_out_accuracy"))],
-             ["images", g.get("n"), r.get("n")]]
-    return (_table(["", "generated", f"real {q.get('held_out_split', 'held-out')} images (floor)"], rows, {1, 2})
-            + f"<p>On {escape(str(q.get('features')))} of {escape(str(q.get('classifier')))}; reference: "
-              f"{escape(str(g.get('n_reference')))} real training images.</p>")
 
 
 def write_report(run_dir) -> Path:
@@ -362,7 +257,7 @@ def write_report(run_dir) -> Path:
     title = f"seehear report — {run.resolve().name}"
     task = meta.get("task", "classify")
     if task in ("transcribe", "speakers"):  # the classification cards would read "no metrics" for these
-        measured = _transcription(metrics) if task == "transcribe" else _speakers(metrics)
+        measured = transcription_section(metrics) if task == "transcribe" else speakers_section(metrics)
         sections = [("Summary", measured + _run_facts(meta))]
         m = None
     else:
@@ -370,17 +265,17 @@ def write_report(run_dir) -> Path:
     if m:
         sections += [("Per-class results", _per_class(m, (meta.get("data") or {}).get("train_per_class"))),
                      ("Per-group results", _per_group(m))]
-    sections.append(("Sample quality", _gan_quality(_load_json(run / "quality.json"))))
+    sections.append(("Sample quality", gan_quality_section(_load_json(run / "quality.json"))))
     trust = _load_json(run / "trust.json")
     if isinstance(trust, dict):
         sections.append(("Trust", _trust(run, trust)))
     known = {name for name, _ in PLOTS}
     for name, heading in PLOTS:
         if (run / name).is_file():
-            sections.append((heading, _img(run / name)))
+            sections.append((heading, img(run / name)))
     for png in sorted(run.glob("*.png")):
         if png.name not in known:
-            sections.append((png.stem.replace("_", " ").capitalize(), _img(png)))
+            sections.append((png.stem.replace("_", " ").capitalize(), img(png)))
     sections.append(("Compression", _compression(_load_json(run / "compress.json"))))
     clips = sorted(run.glob("augmented*.wav"))  # augmented training clips (engine/examples.py)
     if clips:
@@ -392,13 +287,14 @@ def write_report(run_dir) -> Path:
         sections.append(("Settings", f"<pre>{escape(config.read_text(encoding='utf-8', errors='replace'))}</pre>"))
     versions = meta.get("versions")
     if isinstance(versions, dict) and versions:
-        sections.append(("Versions", _kv(sorted(versions.items()))))
+        sections.append(("Versions", kv(sorted(versions.items()))))
 
     body = "".join(f"<section><h2>{escape(h)}</h2>{content}</section>" for h, content in sections if content)
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p class=\"sub\">{escape(str(run.resolve()))}</p>{body}</body></html>\n")
+            f"<h1>{escape(title)}</h1><p class=\"sub\">{escape(str(run.resolve()))}</p>{_started(meta.get('start'))}"
+            f"{body}</body></html>\n")
     from seehear.atomic import write_text
 
     return write_text(run / "report.html", page)  # a reader never sees a half-written report

@@ -26,6 +26,24 @@ def _rates(refs: list[str], hyps: list[str]) -> dict:
             "sentence_error_rate": sum(a != b for a, b in zip(refs, hyps)) / len(refs)}
 
 
+def utterance_errors(refs: list[str], hyps: list[str]) -> tuple[list[int], list[int]]:
+    """Word errors (substitutions + deletions + insertions) and reference words of each utterance, after the same
+    normalisation as transcript_metrics: summed over any set of utterances they give that set's WER, which is what
+    a bootstrap over speakers resamples. An empty reference counts its output words as insertions."""
+    import jiwer
+
+    refs = [normalize_text(r) for r in refs]
+    hyps = [normalize_text(h) for h in hyps]
+    errors, words = [len(h.split()) if not r else 0 for r, h in zip(refs, hyps)], [len(r.split()) for r in refs]
+    spoken = [i for i, r in enumerate(refs) if r]
+    if spoken:
+        out = jiwer.process_words([refs[i] for i in spoken], [hyps[i] for i in spoken])
+        for i, chunks in zip(spoken, out.alignments):
+            errors[i] = sum(c.ref_end_idx - c.ref_start_idx if c.type in ("substitute", "delete") else
+                            c.hyp_end_idx - c.hyp_start_idx if c.type == "insert" else 0 for c in chunks)
+    return errors, words
+
+
 def transcript_metrics(refs: list[str], hyps: list[str], groups: list[str | None] | None = None,
                        keys: list[str] | None = None, examples: int = 20) -> dict:
     """WER/CER over all utterances (word-weighted, as jiwer and NIST sclite count them), per group, and the

@@ -4,7 +4,8 @@ A trial is a pair of utterances with a score (cosine of their embeddings) and a 
 (non-target). EER is the error rate where false acceptances equal false rejections. minDCF is the NIST SRE detection
 cost C = C_miss * P_miss * p_target + C_fa * P_fa * (1 - p_target), minimised over the threshold and normalised by
 the cost of the best trivial system, min(C_miss * p_target, C_fa * (1 - p_target)) — as NIST SRE and SpeechBrain
-report it (p_target = 0.01, C_miss = C_fa = 1 by default).
+report it (p_target = 0.01, C_miss = C_fa = 1 by default). group_eer gives the EER of each group of speakers
+(fairness), with intervals from a bootstrap over speakers, since one speaker's trials are not independent.
 """
 from __future__ import annotations
 
@@ -25,18 +26,19 @@ def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return s, y
 
 
-def _rates(s: np.ndarray, y: np.ndarray):
-    """False-acceptance and miss rates at every distinct threshold (accept when score >= threshold)."""
+def _rates(s: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None):
+    """False-acceptance and miss rates at every distinct threshold (accept when score >= threshold); weights count
+    a trial that many times (a bootstrap's repeated speakers)."""
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    fpr, tpr, thr = roc_curve(y, s, sample_weight=weights, drop_intermediate=False)
     return fpr, 1.0 - tpr, thr
 
 
-def eer(scores, labels) -> tuple[float, float]:
-    """(equal error rate in [0, 1], the score threshold at which it occurs)."""
+def eer(scores, labels, weights=None) -> tuple[float, float]:
+    """(equal error rate in [0, 1], the score threshold at which it occurs); weights: a count per trial."""
     s, y = _check(scores, labels)
-    fpr, fnr, thr = _rates(s, y)
+    fpr, fnr, thr = _rates(s, y, None if weights is None else np.asarray(weights, dtype=np.float64).ravel())
     # fpr rises and fnr falls along the curve; the crossing lies between index i-1 and i: interpolate linearly
     if not (s[y].min() <= s[~y].max()):  # perfectly separated: the threshold midway between the two sides
         return 0.0, float((s[y].min() + s[~y].max()) / 2)
@@ -129,3 +131,61 @@ def verification_metrics(emb: np.ndarray, speakers, *, p_target: float = 0.01, *
             "n_speakers": len(set(map(str, speakers))), "n_utterances": int(len(emb)),
             "mean_target_score": round(float(scores[tgt].mean()), 4),
             "mean_nontarget_score": round(float(scores[~tgt].mean()), 4)}
+
+
+MIN_GROUP_SPEAKERS = 5  # fewer speakers in a group: its EER is given, with no interval
+
+
+def _speaker_bootstrap(scores, y, a, b, n_speakers: int, n_boot: int, seed: int) -> list[float]:
+    """EERs over resamples of the speakers (with replacement): a trial between speakers a and b counts
+    count(a) x count(b) times, a same-speaker trial count(a) times, so a speaker drawn twice weighs twice."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_boot):
+        cnt = np.bincount(rng.integers(0, n_speakers, n_speakers), minlength=n_speakers).astype(np.float64)
+        w = np.where(a == b, cnt[a], cnt[a] * cnt[b])
+        keep = w > 0
+        if y[keep].any() and not y[keep].all():
+            out.append(eer(scores[keep], y[keep], w[keep])[0])
+    return out
+
+
+def group_eer(emb: np.ndarray, speakers, groups, *, n_boot: int = 1000, seed: int = 0,
+              max_nontarget: int = 50_000) -> dict:
+    """EER per group (gender, age group ...): the trials within each group (both utterances from its speakers),
+    each with a 95% interval from a bootstrap over the group's speakers; the worst group, the gap to the best
+    and the ratio. A group with fewer than two speakers has no trials and says so; one with fewer than
+    MIN_GROUP_SPEAKERS gets its EER without an interval."""
+    spk = np.asarray([str(s) for s in speakers])
+    g = np.asarray(["(none)" if v is None or v == "" else str(v) for v in groups])
+    if not (len(spk) == len(g) == len(emb)):
+        raise ValueError(f"emb, speakers and groups must be as long; got {len(emb)}, {len(spk)}, {len(g)}")
+    per: dict = {}
+    for name in sorted(set(g.tolist())):
+        m = np.flatnonzero(g == name)
+        names = sorted(set(spk[m].tolist()))
+        row: dict = {"speakers": len(names), "utterances": int(len(m))}
+        per[name] = row
+        trials = make_trials(spk[m], max_nontarget=max_nontarget, seed=seed) if len(names) >= 2 else None
+        if trials is None or not trials[:, 2].any():
+            row["note"] = "fewer than 2 speakers, or no speaker with 2 utterances: no trials"
+            continue
+        scores, y = cosine_scores(emb[m], trials), trials[:, 2].astype(bool)
+        row.update(eer=round(eer(scores, y)[0], 5), n_trials=int(len(trials)))
+        if len(names) >= MIN_GROUP_SPEAKERS:
+            idx = {n: i for i, n in enumerate(names)}
+            who = np.array([idx[s] for s in spk[m]])
+            vals = _speaker_bootstrap(scores, y, who[trials[:, 0]], who[trials[:, 1]], len(names), n_boot, seed)
+            row["ci95"] = [round(float(np.quantile(vals, q)), 5) for q in (0.025, 0.975)]
+        else:
+            row["note"] = f"under {MIN_GROUP_SPEAKERS} speakers: no interval"
+    out: dict = {"metric": "eer", "per_group": per, "resampled": "speakers", "higher_is_better": False}
+    measured = {k: v["eer"] for k, v in per.items() if "eer" in v}
+    if len(measured) < 2:
+        out["note"] = "fewer than two groups with trials: nothing to compare"
+        return out
+    worst, best = max(measured, key=measured.get), min(measured, key=measured.get)
+    out.update(worst_group=worst, best_group=best, worst=measured[worst], best=measured[best],
+               gap=round(measured[worst] - measured[best], 5),
+               ratio_to_best=round(measured[worst] / measured[best], 4) if measured[best] else None)
+    return out

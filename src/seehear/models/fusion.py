@@ -88,7 +88,7 @@ class FusionRecognizer(nn.Module):
         tokens = torch.stack([ei, ea], 1) + self.type_embed  # [B, 2, E]
         absent = m < 0.5
         absent = absent & ~absent.all(1, keepdim=True)  # never mask both (no input at all is refused in embed)
-        q = self.query.expand(len(tokens), -1, -1)
+        q = self.query.expand(tokens.size(0), -1, -1)  # size(), not len(): ONNX export keeps the batch dynamic
         pooled, _ = self.attn(q, tokens, tokens, key_padding_mask=absent, need_weights=False)
         return self.head(self.norm(pooled[:, 0]))
 

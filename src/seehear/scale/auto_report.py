@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from seehear.atomic import write_text
-from seehear.evaluation.report import CSS
+from seehear.evaluation.html import CSS
 from seehear.scale.candidates import ranking
 
 

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seehear.errors import ConfigError
 from seehear.serve.batching import Batcher
-from seehear.serve.limits import HTTPError, Limits, read_upload
+from seehear.serve.limits import HTTPError, Limits, read_fields, read_upload
 from seehear.serve.metrics import Metrics, MetricsMiddleware
 from seehear.serve.models import load_model, threads_for_machine
 from seehear.serve import stream as stream_protocol
@@ -22,8 +22,8 @@ from seehear.serve.stream import stream
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string",
-                                                                                 "format": "binary"}}}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {  # image/audio: audio-image models
+        name: {"type": "string", "format": "binary"} for name in ("file", "image", "audio")}}},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
@@ -106,10 +106,12 @@ def create_app(runs, engine: str = "onnx", api_key: str | None = None, limits: L
         m = model(name, request)
         if m.task != "classify":
             raise HTTPError(400, f"{name} is a {m.task} model: POST to /v1/models/{name}/transcribe")
-        p = await batchers[name].submit(await read_upload(request, limits), limits.request_timeout_s)
+        fields = getattr(m, "fields", None)  # a two-input model: multipart fields image and/or audio
+        upload = await (read_fields(request, limits, fields) if fields else read_upload(request, limits))
+        p = await batchers[name].submit(upload, limits.request_timeout_s)
         top = m.top(p, top_k)  # a JSONResponse as is: no response-model encoding on the hot path
         return JSONResponse({"model": name, "label": top[0]["label"], "probability": top[0]["probability"],
-                             "top": top})
+                             "top": top, **({"inputs": list(upload)} if fields else {})})
 
     @app.post("/v1/models/{name}/transcribe", openapi_extra=UPLOAD)
     async def transcribe(name: str, request: Request):

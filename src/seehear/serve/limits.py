@@ -74,11 +74,18 @@ def check_kind(data: bytes, modality: str) -> str:
 # --- decoding ----------------------------------------------------------------------------------------------------
 
 def decode_upload(data: bytes, spec: dict, limits: Limits) -> np.ndarray:
-    """One upload → the model's raw input: uint8 [C, H, W] or float32 [S] (clip length from meta.json["input"])."""
+    """One upload → the model's raw input: uint8 [C, H, W], uint8 [T, C, H, W] (an animated GIF/WebP for a frames
+    run) or float32 [S] (clip length from meta.json["input"])."""
     from seehear.data.decode import decode_audio_bytes, decode_image_bytes
 
-    check_kind(data, spec["modality"])
+    check_kind(data, "image" if spec["modality"] == "frames" else spec["modality"])
     try:
+        if spec["modality"] == "frames":
+            from seehear.data.frames import decode_animation_bytes
+
+            return decode_animation_bytes(data, count=spec["frames"], size=spec["size"], channels=spec["channels"],
+                                          resize=spec.get("resize", "stretch"),
+                                          max_pixels=limits.max_image_pixels)[0].numpy()
         if spec["modality"] == "image":
             return decode_image_bytes(data, size=spec["size"], channels=spec["channels"],
                                       resize=spec.get("resize", "stretch"), max_pixels=limits.max_image_pixels).numpy()
@@ -133,32 +140,79 @@ async def read_upload(request, limits: Limits) -> bytes:
         raise HTTPError(408, f"the upload did not arrive within {limits.request_timeout_s:g} s") from None
 
 
+async def read_fields(request, limits: Limits, names: tuple[str, ...]) -> dict[str, bytes]:
+    """A two-input model's upload: multipart fields `names` (each optional, at least one given; each up to
+    max_upload_bytes), or one file as the raw body (or multipart field 'file'), filed under the name its content
+    sniffs as. Same limits, timeout and refusals as read_upload."""
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(_read_fields(request, limits, names), limits.request_timeout_s)
+    except asyncio.TimeoutError:
+        raise HTTPError(408, f"the upload did not arrive within {limits.request_timeout_s:g} s") from None
+
+
+async def _read_fields(request, limits: Limits, names: tuple[str, ...]) -> dict[str, bytes]:
+    form = await _read_body(request, limits, files=len(names))
+    if isinstance(form, bytes) or (form.get("file") is not None and not any(n in form for n in names)):
+        data = form if isinstance(form, bytes) else await _file(form["file"], "file", limits.max_upload_bytes)
+        if not data:
+            raise HTTPError(400, f"empty upload: send multipart fields {' and/or '.join(names)}")
+        kind = sniff(data)
+        if kind is None or kind[0] not in names:
+            raise HTTPError(415, f"the upload is not a recognised {' or '.join(names)} file (by its content)")
+        return {kind[0]: data}
+    got = {n: await _file(form[n], n, limits.max_upload_bytes) for n in names if form.get(n) is not None}
+    if not got:
+        raise HTTPError(400, f"multipart body has no {' or '.join(names)} field (send at least one of them as a "
+                             f"file field)")
+    return got
+
+
+async def _file(part, name: str, limit: int) -> bytes:
+    if not hasattr(part, "read"):
+        raise HTTPError(400, f"multipart field {name!r} must be a file, not a text value")
+    data = await part.read()
+    if len(data) > limit:
+        raise HTTPError(413, f"field {name!r} is over the limit of {limit:,} bytes")
+    return data
+
+
 async def _read_upload(request, limits: Limits) -> bytes:
+    form = await _read_body(request, limits, files=1)
+    if isinstance(form, bytes):
+        return form
+    f = form.get("file") or next((v for v in form.values() if hasattr(v, "read")), None)
+    if f is None or not hasattr(f, "read"):
+        raise HTTPError(400, "multipart body has no file field (send the file as field 'file')")
+    return await f.read()
+
+
+async def _read_body(request, limits: Limits, files: int):
+    """The raw body (bytes: one file) or the parsed multipart form (at most `files` files of max_upload_bytes
+    each). The size is checked from Content-Length and again while reading, so an oversized body is never held."""
+    multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+    cap = files * limits.max_upload_bytes if multipart else limits.max_upload_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limits.max_upload_bytes:
-        raise HTTPError(413, f"upload of {int(declared):,} bytes is over the limit of {limits.max_upload_bytes:,}")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise HTTPError(413, f"upload of {int(declared):,} bytes is over the limit of {cap:,}")
 
     async def body():
         n = 0
         async for chunk in request.stream():
             n += len(chunk)
-            if n > limits.max_upload_bytes:
-                raise HTTPError(413, f"upload is over the limit of {limits.max_upload_bytes:,} bytes")
+            if n > cap:
+                raise HTTPError(413, f"upload is over the limit of {cap:,} bytes")
             yield chunk
 
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
+    if not multipart:
         return b"".join([c async for c in body()])
     from starlette.formparsers import MultiPartException, MultiPartParser
 
-    parser = MultiPartParser(request.headers, body(), max_files=1, max_fields=8,
+    parser = MultiPartParser(request.headers, body(), max_files=files, max_fields=8,
                              max_part_size=limits.max_upload_bytes)
-    parser.spool_max_size = limits.max_upload_bytes + 1  # parts stay in memory: never spooled to a temp file
+    parser.spool_max_size = cap + 1  # parts stay in memory: never spooled to a temp file
     try:
-        form = await parser.parse()
+        return await parser.parse()
     except MultiPartException as e:
         raise HTTPError(400, f"bad multipart body: {e.message}") from None
-    f = form.get("file") or next((v for v in form.values() if hasattr(v, "read")), None)
-    if f is None or not hasattr(f, "read"):
-        raise HTTPError(400, "multipart body has no file field (send the file as field 'file')")
-    return await f.read()

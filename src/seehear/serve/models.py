@@ -1,4 +1,5 @@
-"""Run folders as served models: a classifier (ONNX Runtime by default, or PyTorch) or a transcriber.
+"""Run folders as served models: a classifier (ONNX Runtime by default, or PyTorch), an audio-image classifier
+(two inputs, either optional) or a transcriber.
 
 Each offers `call(items)` for the batcher: raw uploads in, one result (or an HTTPError) per upload out. Decoding
 happens there too, in the batch worker thread, so the event loop never decodes.
@@ -34,10 +35,6 @@ class Classifier:
 
         self.run_dir, self.engine, self.limits = run_dir, engine, limits
         self.loaded = load_run(run_dir)
-        if self.loaded.modality == "audio-image":
-            from seehear.errors import RunError
-
-            raise RunError(f"{run_dir} is an audio-image run: serving two-input models is not supported yet")
         self.labels, self.spec = self.loaded.labels, self.loaded.meta["input"]
         self.modality = self.spec["modality"]
         self.streaming = False
@@ -76,10 +73,7 @@ class Classifier:
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         if self.engine == "onnx":
-            logits = self.session.run(None, {"input": x})[0].astype(np.float64)
-            logits -= logits.max(axis=1, keepdims=True)
-            e = np.exp(logits)
-            return e / e.sum(axis=1, keepdims=True)
+            return softmax(self.session.run(None, {"input": x})[0])
         import torch
 
         from seehear.engine.trainer import predict_probs
@@ -93,6 +87,63 @@ class Classifier:
     def describe(self) -> dict:
         return {"task": self.task, "modality": self.modality, "engine": self.engine, "labels": self.labels,
                 "input": self.spec}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class PairClassifier(Classifier):
+    """An audio-image run (models/fusion.py). An item is {"image": bytes, "audio": bytes}, either one missing: a
+    missing input goes in as zeros with its `present` column 0, which the model treats as absent (as predict does
+    with None), so image-only, audio-only and paired requests share one batch."""
+    fields = ("image", "audio")
+
+    def call(self, items: list[dict]) -> list:
+        rows, out = [], [None] * len(items)
+        for i, item in enumerate(items):
+            try:
+                rows.append((i, {n: self.decode(n, item[n]) for n in self.fields if n in item}))
+            except HTTPError as e:
+                out[i] = e
+        if rows:
+            image_spec, audio_spec = self.spec["image"], self.spec["audio"]
+            n, c, size = len(rows), image_spec["channels"], image_spec["size"]
+            feed = {"image": np.zeros((n, c, size, size), np.uint8),
+                    "audio": np.zeros((n, audio_spec["num_samples"]), np.float32),
+                    "present": np.zeros((n, 2), np.float32)}
+            for r, (_, x) in enumerate(rows):
+                for col, name in enumerate(self.fields):
+                    if name in x:
+                        feed[name][r], feed["present"][r, col] = x[name], 1.0
+            for (i, _), p in zip(rows, self.probs(feed)):
+                try:
+                    out[i] = finite_or_refuse(p)
+                except HTTPError as e:
+                    out[i] = e
+        return out
+
+    def decode(self, name: str, data: bytes) -> np.ndarray:
+        try:
+            return decode_upload(data, self.spec[name], self.limits)
+        except HTTPError as e:
+            raise HTTPError(e.status, f"field {name!r}: {e.message}", e.headers) from None
+        except Exception as e:  # noqa: BLE001 - as in Classifier.call
+            raise HTTPError(422, f"field {name!r}: could not decode the upload ({type(e).__name__})") from None
+
+    def probs(self, feed: dict) -> np.ndarray:
+        if self.engine == "onnx":
+            return softmax(self.session.run(None, feed)[0])
+        import torch
+
+        with torch.no_grad():  # float32, as the ONNX graph
+            logits = self.loaded.model.eval()(*(torch.from_numpy(feed[k]) for k in ("image", "audio", "present")))
+        return softmax(logits.float().numpy())
+
+    def describe(self) -> dict:
+        return {**super().describe(), "fields": list(self.fields)}
 
 
 class SpeechToText:
@@ -155,7 +206,6 @@ def load_model(run_dir, engine: str, limits: Limits, threads: int):
         return SpeechToText(run_dir, limits, threads)
     if task != "classify":
         raise RunError(f"{run_dir} is a {task} run; seehear serve serves classify and transcribe runs")
-    if read_json(run_dir / "meta.json").get("modality") == "frames":
-        raise RunError(f"{run_dir} recognises image sequences: seehear serve takes single images and audio so far "
-                       f"(use `seehear predict` or its ONNX export)")
+    if read_json(run_dir / "meta.json").get("modality") == "audio-image":
+        return PairClassifier(run_dir, engine, limits, threads)
     return Classifier(run_dir, engine, limits, threads)

@@ -23,9 +23,10 @@ from seehear.data.records import Source
 from seehear.data.sources import list_files, load_source, require_trainable
 from seehear.data.splits import find_leakage, splits_for
 from seehear.engine import run_folder as rf
+from seehear.engine import starts
 from seehear.engine.imbalance import GROUP_SAMPLERS, log_prior
 from seehear.engine.trainer import fit, predict_probs, set_threads
-from seehear.errors import ConfigError, DataError, InputMismatchError
+from seehear.errors import ConfigError, DataError, InputMismatchError, SeehearError
 from seehear.models.recognizer import build_recognizer, input_spec
 from seehear.recipes import deep_merge, pick_recipe, resolve
 from seehear.tasks.base import Prepared, Task
@@ -93,6 +94,27 @@ def _sampling_groups(records, cfg: RunConfig) -> list | None:
     return column_values(records, t.group_by or "group", "train.group_by")
 
 
+def _names_model(user: dict, overrides: Sequence[str]) -> bool:
+    """Whether the user chose the model (--model, config or --set model.name): then no default start applies."""
+    named = [a.split("=", 1)[1].strip() for a in overrides if a.split("=", 1)[0].strip() == "model.name"]
+    name = named[-1] if named else (user.get("model") or {}).get("name")
+    return name not in (None, "", "auto")
+
+
+def _from_run(recipe: str, auto: dict, user: dict, overrides: Sequence[str], source: Source, run) -> RunConfig:
+    """Settings for a run that starts from run folder RUN: the source's architecture and input form, unless the
+    user set them (transfer)."""
+    from seehear.engine.transfer import check_modality, only_unset, source_defaults, source_meta
+
+    src_meta = source_meta(run)
+    check_modality(src_meta, source.modality, run)
+    src = source_defaults(src_meta)
+    merged = {**src, "model": {**src["model"], "init_from": str(run)}}
+    cfg = resolve(recipe, deep_merge(deep_merge(auto, only_unset(merged, user, overrides)), user), list(overrides))
+    cfg.modality = source.modality
+    return cfg
+
+
 class Classify(Task):
     name = "classify"
 
@@ -105,16 +127,17 @@ class Classify(Task):
         recipe, auto = auto_settings(source)
         cfg = resolve(recipe, deep_merge(auto, user), list(overrides))
         cfg.modality = source.modality
-        if cfg.model.init_from:  # transfer: the source's architecture and input form, unless the user set them
-            from seehear.engine.transfer import check_modality, only_unset, source_defaults, source_meta
-
-            src_meta = source_meta(cfg.model.init_from)
-            check_modality(src_meta, source.modality, cfg.model.init_from)
-            src = source_defaults(src_meta)
-            merged = {**src, "model": {**src["model"], "init_from": cfg.model.init_from}}
-            cfg = resolve(recipe, deep_merge(deep_merge(auto, only_unset(merged, user, overrides)), user),
-                          list(overrides))
-            cfg.modality = source.modality
+        start = starts.plan(recipe, cfg, _names_model(user, overrides))
+        if start["kind"] == "default":  # the recipe's default start, as --from would, if it fits: else scratch
+            try:
+                trial = _from_run(recipe, auto, user, overrides, source, start["source"])
+                starts.check_fits(trial, source.labels, source.modality, start["source"])
+                cfg, start = trial, {**start, "kind": "run"}
+            except (SeehearError, KeyError, TypeError, ValueError, OSError) as e:  # a damaged folder included
+                start = starts.unfit(recipe, (str(e).splitlines() or [type(e).__name__])[0])
+        elif cfg.model.init_from:
+            cfg = _from_run(recipe, auto, user, overrides, source, cfg.model.init_from)
+        cfg.planned_start = start  # resolve knows why (the user's settings); prepare records it (not a setting: unsaved)
         if cfg.synthetic.run:  # a GAN run whose images fit, checked before anything is decoded
             from seehear.engine.synthetic import check_fits
 
@@ -166,10 +189,12 @@ class Classify(Task):
             index = {g: k for k, g in enumerate(sorted(set(names)))}
             train_groups = torch.tensor([index[g] for g in names], dtype=torch.long)
         transfer = None
+        start = getattr(cfg, "planned_start", None) or starts.resumed(out, cfg)
         if cfg.model.init_from:
             from seehear.engine.transfer import init_from_run, pretrain_overlap
 
             transfer = init_from_run(net, cfg.model.init_from, cfg, source.modality)
+            start = {**start, "sha256": transfer["sha256"]}
             note = pretrain_overlap(cfg.model.init_from, [records[i].key for i in splits.get("test") or splits.get("valid", [])])
             if note:
                 print(f"warning: {note}", file=sys.stderr)
@@ -190,6 +215,11 @@ class Classify(Task):
             meta["logit_shift"] = shift
         if transfer:
             meta["transfer"] = transfer
+        if start["kind"] == "weights":
+            from seehear.engine.transfer import sha256
+
+            start = {**start, "sha256": sha256(Path(start["source"]))}
+        meta["start"] = start
         if synthetic:
             meta["synthetic"] = synthetic
         if unlabelled is not None:

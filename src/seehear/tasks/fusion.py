@@ -125,7 +125,9 @@ class Fusion(Classify):
                 "model": {"fusion": {"mode": cfg.fusion.mode, "image_model": cfg.fusion.image_model,
                                      "audio_model": cfg.fusion.audio_model}},
                 "data": {"counts": {k: len(v) for k, v in splits.items()}, "leakage": len(leaks),
-                         "train_per_class": dict(zip(labels, per_class.tolist()))}}
+                         "train_per_class": dict(zip(labels, per_class.tolist()))},
+                "start": {"kind": "scratch", "source": None,
+                          "why": "audio-image runs train both branches from scratch"}}
         return Prepared(net, meta, decoded.skipped, {"parts": parts, "records": records, "leaks": leaks})
 
     def fit(self, p, cfg, out, resume, progress):

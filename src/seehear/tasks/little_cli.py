@@ -1,5 +1,5 @@
-"""`seehear fewshot`, `seehear pretrain` and `seehear label`: learning from little labelled data (argument parsing only;
-the work is in tasks/fewshot.py, tasks/pretrain.py and tasks/label.py)."""
+"""`seehear fewshot`, `seehear pretrain`, `seehear start` and `seehear label`: learning from little labelled data
+(argument parsing only; the work is in tasks/fewshot.py, tasks/pretrain.py, engine/starts.py and tasks/label.py)."""
 from __future__ import annotations
 
 
@@ -46,6 +46,19 @@ def add_commands(sub) -> None:
     pt.add_argument("--quiet", action="store_true")
     pt.set_defaults(handler=_cmd_pretrain)
 
+    st = sub.add_parser("start", help="the default starting point of photo runs: a pretrained run of yours, copied "
+                                      "to $SEEHEAR_HOME/start/RECIPE (default ~/.seehear; never downloaded)")
+    st_sub = st.add_subparsers(dest="start_command", required=True)
+    ss = st_sub.add_parser("set", help="photo runs that name no start or model start from RUN's backbone (as with "
+                                       "--from); opt out per run with --set model.start=scratch")
+    ss.add_argument("recipe", metavar="RECIPE", help="image-photo (photos of at least 64 px)")
+    ss.add_argument("run", metavar="RUN", help="a finished image run, e.g. from `seehear pretrain PHOTOS --out RUN`")
+    ss.set_defaults(handler=_cmd_start_set)
+    st_sub.add_parser("show", help="which default starts are set").set_defaults(handler=_cmd_start_show)
+    sc = st_sub.add_parser("clear", help="remove the files `start set` copied (photo runs then train from scratch)")
+    sc.add_argument("recipe", metavar="RECIPE")
+    sc.set_defaults(handler=_cmd_start_clear)
+
     lb = sub.add_parser("label", help="the model's labels, with calibrated confidences, for a folder of unlabelled "
                                       "files, and the ones most worth a person's review first")
     lb.add_argument("run")
@@ -80,6 +93,38 @@ def _cmd_pretrain(a) -> int:
                  f"(chance {m.get('chance', 0):.4f}, most frequent code {m.get('majority_code_accuracy', 0):.3f})")
     task = " --task transcribe" if r.meta.get("modality") == "audio" else ""
     print(line + f"\nstart a labelled run from it: seehear train DATA{task} --out runs/NAME --from {r.run_dir}")
+    if r.meta.get("modality") == "image":
+        print(f"or make it the start of every photo run: seehear start set image-photo {r.run_dir}")
+    return 0
+
+
+def _cmd_start_set(a) -> int:
+    from seehear.engine.starts import set_default
+
+    r = set_default(a.recipe, a.run)
+    size = (r.get("input") or {}).get("size")
+    print(f"default start for {a.recipe}: {r['folder']} (copied from {r['from']}, model {r['model']}"
+          + (f" at {size}x{size}" if size else "") + f", SHA-256 {r['sha256'][:12]}…); {a.recipe} runs that name no "
+          f"start or model of their own now start from it (opt out: --set model.start=scratch)")
+    return 0
+
+
+def _cmd_start_show(a) -> int:
+    from seehear.engine.starts import show
+
+    for r in show():
+        extra = f" from {r['from']} (model {r.get('model')}, SHA-256 {str(r.get('sha256'))[:12]}…)" \
+            if r["state"] == "set" and r.get("from") else ""
+        print(f"{r['recipe']}: {r['state']}{extra}   [{r['folder']}]")
+    return 0
+
+
+def _cmd_start_clear(a) -> int:
+    from seehear.engine.starts import clear_default, folder
+
+    gone = clear_default(a.recipe)
+    print(f"removed {len(gone)} file(s) from {folder(a.recipe)}; {a.recipe} runs train from scratch" if gone
+          else f"no default start was set for {a.recipe}")
     return 0
 
 

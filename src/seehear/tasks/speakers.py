@@ -24,15 +24,17 @@ import torch.nn.functional as F
 from seehear.atomic import atomic_write, write_json
 from seehear.config import RunConfig
 from seehear.data.decode import audio_info, decode_audio, float_to_pcm, pcm_to_float
+from seehear.data.groups import column_values, group_counts, group_names
 from seehear.data.records import Record
 from seehear.data.sources import load_source
 from seehear.engine import run_folder as rf
 from seehear.engine.base_module import batch_size_for
 from seehear.engine.checkpoint import read_json
+from seehear.engine.imbalance import GROUP_SAMPLERS, sample_weights
 from seehear.engine.speaker import Segments, SpeakerModule
 from seehear.engine.trainer import fit_module
 from seehear.errors import ConfigError, DataError, RunError
-from seehear.evaluation.verification import verification_metrics
+from seehear.evaluation.verification import group_eer, verification_metrics
 from seehear.models.recognizer import build_recognizer, input_spec
 from seehear.recipes import resolve
 from seehear.tasks.base import Prepared, Task
@@ -73,6 +75,20 @@ def _split_speakers(recs, spk, cfg: RunConfig) -> tuple[list[int], list[int], st
     held = set(rng.permutation(names)[:n_eval].tolist())
     return ([i for i, s in enumerate(spk) if s not in held], [i for i, s in enumerate(spk) if s in held],
             "held-out speakers")
+
+
+def _groups(recs, cfg: RunConfig) -> tuple[str | None, list | None]:
+    """(column, each record's group) for group-balanced sampling (train.group_by) and per-group EER
+    (speakers.fairness_by, else train.group_by); (None, None) when neither is set."""
+    t = cfg.train
+    if t.sampler in GROUP_SAMPLERS and not t.group_by:
+        raise ConfigError(f"train.sampler={t.sampler} needs train.group_by: the column whose groups are drawn evenly "
+                          f"(gender, age, or a manifest column)")
+    col = cfg.speakers.fairness_by or t.group_by
+    if not col:
+        return None, None
+    option = "speakers.fairness_by" if cfg.speakers.fairness_by else "train.group_by"
+    return col, column_values(recs, col, option)
 
 
 def _bound(w: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -122,6 +138,7 @@ class Speakers(Task):
     def prepare(self, source, cfg, out, resume, progress):
         _, recs, spk = _speaker_source(source.root, cfg.data.label_pattern, source)
         tr_idx, ev_idx, evaluated_on = _split_speakers(recs, spk, cfg)
+        group_col, group_of = _groups(recs, cfg)  # a bad column fails before anything is decoded
         sr = cfg.audio.sample_rate
         waves, keep, skipped = _read_all([recs[i].path for i in tr_idx + ev_idx], sr, cfg.data.workers)
         n_tr = len(tr_idx)
@@ -129,6 +146,9 @@ class Speakers(Task):
         tr_spk = [spk[tr_idx[k]] for k in keep if k < n_tr]
         ev_w = [w for w, k in zip(waves, keep) if k >= n_tr]
         ev_spk = [spk[ev_idx[k - n_tr]] for k in keep if k >= n_tr]
+        if group_of is not None:
+            kept_group = [group_of[(tr_idx + ev_idx)[k]] for k in keep]
+            tr_grp, ev_grp = kept_group[:len(tr_w)], kept_group[len(tr_w):]
         names = sorted(set(tr_spk))
         if len(names) < 2:
             raise DataError(f"{source.root}: {len(names)} training speaker(s) could be decoded ({len(skipped)} "
@@ -143,14 +163,24 @@ class Speakers(Task):
                                         "test": [recs[i].key for i in ev_idx]})
         meta = {"modality": "audio", "labels": names, "input": input_spec(cfg, "audio"), "norm_stats": None,
                 "data": {"counts": {"train": len(tr_w), "test": len(ev_w)}}}
-        return Prepared(net, meta, skipped, {"train": (tr_w, y), "eval": (ev_w, ev_spk),
+        weights = None
+        if cfg.train.sampler != "none":  # balanced/sqrt: by speaker; group_*: by group_col
+            codes = None
+            if group_of is not None:
+                names_g = group_names(tr_grp)
+                index = {n: i for i, n in enumerate(sorted(set(names_g)))}
+                codes = torch.tensor([index[n] for n in names_g])
+                meta["data"]["train_per_group"] = {"column": group_col, "counts": group_counts(tr_grp)}
+            weights = sample_weights(y, len(names), cfg.train.sampler, codes)
+        return Prepared(net, meta, skipped, {"train": (tr_w, y), "eval": (ev_w, ev_spk), "weights": weights,
+                                              "eval_groups": (group_col, ev_grp) if group_of is not None else None,
                                               "evaluated_on": evaluated_on, "names": names})
 
     def fit(self, p, cfg, out, resume, progress):
         tr_w, y = p.state["train"]
         bs = batch_size_for(len(y), cfg.train.batch_size)
         loader = Segments(tr_w, y, int(round(cfg.speakers.segment_seconds * cfg.audio.sample_rate)), bs,
-                          seed=cfg.train.seed)
+                          seed=cfg.train.seed, sample_weights=p.state["weights"])
         module = SpeakerModule(p.model, cfg, steps_per_epoch=len(loader))
         info = fit_module(module, cfg, loader, None, out, resume=resume, progress=progress, monitor="train_loss",
                           monitor_mode="min")
@@ -164,6 +194,9 @@ class Speakers(Task):
             emb = embed_waves(p.model, ev_w)
             metrics.update(verification_metrics(emb, ev_spk, max_nontarget=MAX_NONTARGET, seed=cfg.train.seed))
             metrics["speakers_seen_in_training"] = len(set(ev_spk) & set(p.state["names"]))
+            if p.state["eval_groups"] is not None:
+                col, groups = p.state["eval_groups"]
+                metrics["per_group_eer"] = {"column": col, **group_eer(emb, ev_spk, groups, seed=cfg.train.seed)}
         else:
             metrics["note"] = "fewer than 2 evaluation speakers: no verification trials"
         return evaluated_on, metrics

@@ -17,12 +17,14 @@ import torch
 from seehear.atomic import write_json
 from seehear.config import RunConfig
 from seehear.data.cache import decode_waves
+from seehear.data.groups import column_values, group_counts, group_names
 from seehear.data.sources import load_source
 from seehear.data.splits import splits_for
 from seehear.engine.base_module import batch_size_for
 from seehear.engine.ctc import CTCModule, LengthBatches
+from seehear.engine.imbalance import sample_weights
 from seehear.engine.trainer import fit_module, set_threads
-from seehear.errors import CorruptFileError, DataError
+from seehear.errors import ConfigError, CorruptFileError, DataError
 from seehear.models.transcriber import build_transcriber
 from seehear.recipes import resolve
 from seehear.speech.recognize import LoadedTranscriber, load_transcriber
@@ -59,6 +61,7 @@ class Transcribe(Task):
         recipe = "asr-stream" if probe.model.name.endswith("_stream") else "asr"
         cfg = resolve(recipe, user, list(overrides))
         cfg.modality = "audio"
+        _check_sampler(cfg)
         return cfg, recipe
 
     def prepare(self, source, cfg, out, resume, progress):
@@ -66,6 +69,7 @@ class Transcribe(Task):
         # Kaldi text files are read with errors="replace": U+FFFD marks bytes that were not UTF-8
         bad_text = [r for r in records if "\ufffd" in r.transcript]
         records = [r for r in records if "\ufffd" not in r.transcript]
+        groups = _groups(records, cfg)  # a column no record has fails before anything is decoded
         splits = splits_for(records, cfg.data, cfg.train.seed, out / "split.json", resume)
         tc = cfg.transcribe
         waves = decode_waves(records, cfg.audio.sample_rate, max_seconds=tc.max_seconds,
@@ -100,17 +104,26 @@ class Transcribe(Task):
                 "data": {"counts": {k: len(v) for k, v in part.items()},
                          "hours": round(float(waves.lengths.sum()) / cfg.audio.sample_rate / 3600, 3),
                          "unknown_characters_in_test": unknown}}
+        train_groups = None
+        if groups["sampling"] is not None:
+            names = group_names([groups["sampling"][waves.keep[i]] for i in part["train"]])
+            index = {g: k for k, g in enumerate(sorted(set(names)))}
+            train_groups = torch.tensor([index[g] for g in names], dtype=torch.long)
+            meta["data"]["train_per_group"] = {"column": cfg.train.group_by or "group", "counts": group_counts(names)}
         if transfer:
             meta["transfer"] = transfer
         return Prepared(net, meta, skipped, {"records": records, "waves": waves, "part": part, "units": units,
-                                              "unknown": unknown})
+                                              "unknown": unknown, "train_groups": train_groups,
+                                              "fairness": groups["fairness"]})
 
     def fit(self, p, cfg, out, resume, progress):
         waves, part, records = p.state["waves"], p.state["part"], p.state["records"]
         targets = [p.state["units"].encode(records[k].transcript) for k in waves.keep]
         bs = batch_size_for(len(part["train"]), cfg.train.batch_size, floor=4)
+        g = p.state.get("train_groups")  # group_balanced: 1 / group count per utterance, drawn anew each epoch
+        weights = None if g is None else sample_weights(torch.zeros_like(g), 1, "group_balanced", g)
         loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed,
-                               sortagrad=cfg.train.sortagrad)
+                               sortagrad=cfg.train.sortagrad, sample_weights=weights)
         val = LengthBatches(waves, part["valid"], targets, bs, shuffle=False) if part.get("valid") else None
         module = CTCModule(p.model, cfg, steps_per_epoch=len(loader))
         info = fit_module(module, cfg, loader, val, out, resume=resume, progress=progress, monitor="val_uer",
@@ -145,6 +158,9 @@ class Transcribe(Task):
                                    [r.key for r in recs])
             m.update(decoder=loaded.decoder_name, real_time_factor=round((time.perf_counter() - t0) / seconds, 4),
                      unknown_characters=p.state["unknown"])
+            if p.state.get("fairness"):
+                m["fairness"] = _fairness(recs, [waves.keep[i] for i in rows], [h.text for h in hyps],
+                                          *p.state["fairness"], seed=cfg.train.seed)
             metrics[split] = m
         return split, metrics
 
@@ -153,6 +169,47 @@ class Transcribe(Task):
 
 
 TASK = Transcribe()
+
+
+def _check_sampler(cfg: RunConfig) -> None:
+    """Transcription has no classes: of the samplers only none and group_balanced mean something here."""
+    t = cfg.train
+    if t.sampler == "group_class_balanced":
+        raise ConfigError("train.sampler=group_class_balanced balances (group, class) pairs, and transcription has no "
+                          "classes: use train.sampler=group_balanced with train.group_by=COLUMN")
+    if t.sampler in ("balanced", "sqrt"):
+        raise ConfigError(f"train.sampler={t.sampler} draws by class, and transcription has no classes: use "
+                          f"train.sampler=group_balanced with train.group_by=COLUMN (gender, age, a manifest column), "
+                          f"or none")
+    if t.group_by and t.sampler != "group_balanced":
+        raise ConfigError(f"train.group_by={t.group_by} is only used by train.sampler=group_balanced (train.sampler "
+                          f"is {t.sampler}); for WER per group without it set transcribe.fairness_by={t.group_by}")
+
+
+def _groups(records, cfg: RunConfig) -> dict:
+    """Each record's group for train.sampler=group_balanced (train.group_by, else the speaker) and the column WER
+    is reported by (transcribe.fairness_by, else train.group_by): None where unused."""
+    t = cfg.train
+    sampling = column_values(records, t.group_by or "group", "train.group_by") \
+        if t.sampler == "group_balanced" else None
+    column = cfg.transcribe.fairness_by or t.group_by
+    fairness = None
+    if column:
+        fairness = (column, sampling if column == t.group_by and sampling is not None else
+                    column_values(records, column, "transcribe.fairness_by"))
+    return {"sampling": sampling, "fairness": fairness}
+
+
+def _fairness(recs, idx: list[int], hyps: list[str], column: str, values: list, seed: int) -> dict:
+    """WER per group of `column` on the measured utterances, with intervals that resample whole speakers (unless
+    the groups are the speakers themselves, or some utterance has no speaker: then utterances)."""
+    from seehear.evaluation.transcripts import utterance_errors
+    from seehear.trust.fairness import wer_by_group
+
+    errors, words = utterance_errors([r.transcript for r in recs], hyps)
+    speakers = [r.group for r in recs] if column not in ("group", "speaker") and all(r.group for r in recs) \
+        else None
+    return wer_by_group(errors, words, group_names([values[i] for i in idx]), column, speakers, seed=seed)
 
 
 def _write_lm(out: Path, texts: list[str], cfg: RunConfig) -> None:

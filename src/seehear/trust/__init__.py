@@ -10,9 +10,10 @@ from __future__ import annotations
 from seehear.trust.attacks import adversarial_eval, fgsm, fgsm_random_start, pgd
 from seehear.trust.calibration import calibrate, fit_temperature
 from seehear.trust.explain import explain  # noqa: E402  (the function shadows the module name, on purpose)
-from seehear.trust.fairness import fairness_report, group_metrics, group_values
+from seehear.trust.fairness import fairness_report, group_metrics, group_values, wer_by_group
 from seehear.trust.report import trust_report
 from seehear.trust.robustness import robustness_eval
 
 __all__ = ["adversarial_eval", "calibrate", "explain", "fairness_report", "fgsm", "fgsm_random_start",
-           "fit_temperature", "group_metrics", "group_values", "pgd", "robustness_eval", "trust_report"]
+           "fit_temperature", "group_metrics", "group_values", "pgd", "robustness_eval", "trust_report",
+           "wer_by_group"]

@@ -113,20 +113,24 @@ def group_metrics(y_true, y_pred, groups: Sequence, metric: str = "accuracy", n_
 
 
 def group_values(values: Sequence[float], groups: Sequence, name: str = "value", higher_is_better: bool = False,
-                 n_boot: int = N_BOOT, seed: int = 0, clusters: Sequence | None = None) -> dict:
-    """Per-group mean of per-item values (word errors per utterance / words, EER trial errors ...), with
-    bootstrap intervals over the items; lower is better unless said otherwise."""
+                 n_boot: int = N_BOOT, seed: int = 0, clusters: Sequence | None = None,
+                 denominators: Sequence[float] | None = None) -> dict:
+    """Per-group mean of per-item values (EER trial errors ...), with bootstrap intervals over the items; lower is
+    better unless said otherwise. With denominators, a ratio of sums instead: sum(values) / sum(denominators) (word
+    errors over reference words: the group's WER as jiwer and sclite count it), resampled alike."""
     v = np.asarray(values, dtype=np.float64)
+    d = np.ones_like(v) if denominators is None else np.asarray(denominators, dtype=np.float64)
     g = np.asarray(["(none)" if x is None or x == "" else str(x) for x in groups])
-    if len(v) != len(g):
-        raise ValueError(f"values and groups must be as long; got {len(v)} and {len(g)}")
+    if not (len(v) == len(g) == len(d)):
+        raise ValueError(f"values, groups and denominators must be as long; got {len(v)}, {len(g)} and {len(d)}")
     c = _clusters(clusters, len(v))
     per = {}
     for gname in sorted(set(g.tolist())):
         m = g == gname
-        vi = v[m]
-        row = {name: float(vi.mean()), "n": int(len(vi))}
-        _interval(lambda ix: float(vi[ix].mean()), len(vi), None if c is None else c[m], n_boot, seed, row)
+        vi, di = v[m], d[m]
+        ratio = lambda ix, vi=vi, di=di: float(vi[ix].sum() / max(di[ix].sum(), 1e-12))  # noqa: E731
+        row = {name: ratio(slice(None)), "n": int(len(vi))}
+        _interval(ratio, len(vi), None if c is None else c[m], n_boot, seed, row)
         per[gname] = row
     return _resampled(_summary(per, name, higher_is_better, len(per)), c)
 
@@ -141,6 +145,18 @@ def _resampled(out: dict, clusters) -> dict:
             out["one_cluster"] = lone
             out["note"] = f"{len(lone)} group(s) with one cluster: point values only, no interval"
     return out
+
+
+def wer_by_group(errors: Sequence[int], words: Sequence[int], groups: Sequence, column: str,
+                 speakers: Sequence | None = None, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """WER per group of one column (word errors / reference words of each utterance, from
+    evaluation.transcripts.utterance_errors) with 95% intervals that resample whole speakers within each group
+    (the utterances of one speaker are not independent), the worst group, and the gap and ratio to the best."""
+    out = group_values(errors, groups, "wer", False, n_boot, seed, speakers, denominators=words)
+    names = ["(none)" if x is None or x == "" else str(x) for x in groups]
+    for gname, row in out["per_group"].items():
+        row["words"] = int(sum(w for w, x in zip(words, names) if x == gname))
+    return {"column": column, "wer": out}
 
 
 def fairness_report(y_true, y_pred, groups: Sequence, column: str, n_boot: int = N_BOOT, seed: int = 0,

@@ -82,11 +82,16 @@ class FastNet(nn.Module):
         self.stem[0].bias.requires_grad_(done < WHITEN_BIAS_UNTIL)
 
     @torch.no_grad()
-    def init_from_data(self, x: torch.Tensor) -> None:
+    def init_from_data(self, x: torch.Tensor, keep: bool = False) -> None:
         """Set the first layer to whiten 2x2 patches of `x` (normalised training images [N, C, H, W]) and freeze
         it (its bias still trains). Called by the trainer before training, also when resuming (the checkpoint
-        then restores the same values), so the set of trained parameters is always the same."""
+        then restores the same values), so the set of trained parameters is always the same. keep: the layer
+        holds weights this model was started from (transfer): only freeze it. New filters would not be the ones
+        the later layers learned on (an eigenvector's sign and order are arbitrary), scrambling their input."""
         conv = self.stem[0]
+        if keep:
+            conv.weight.requires_grad_(False)
+            return
         c, k = conv.in_channels, conv.kernel_size[0]
         x = x[:WHITEN_IMAGES].float()
         if x.shape[-1] >= k and x.shape[-2] >= k and len(x):

@@ -1,8 +1,9 @@
 // seehear's page: no build step, no external files. Uploads go to /v1/models/NAME/predict or /transcribe as the
-// raw body; the live transcript streams float32 PCM at the model's rate over WS /v1/models/NAME/stream.
+// raw body (to an audio-image model: multipart fields image and audio, the last of each picked); the live
+// transcript streams float32 PCM at the model's rate over WS /v1/models/NAME/stream.
 "use strict";
 const $ = (id) => document.getElementById(id);
-let models = [], current = null, live = null;
+let models = [], current = null, live = null, pair = {};
 
 function headers() { const k = $("key").value; return k ? { "X-API-Key": k } : {}; }
 function status(text, error = false) { $("status").textContent = text; $("status").className = error ? "error" : "muted"; }
@@ -20,9 +21,11 @@ function choose() {
   current = models.find((m) => m.name === $("model").value) || models[0];
   if (!current) { status("no models served"); return; }
   const what = current.task === "transcribe" ? "transcribes speech" : `recognises ${current.modality}: ${current.labels.join(", ")}`;
-  $("about").textContent = `${current.name} ${what} (${current.engine})`;
-  $("file").accept = current.modality === "image" ? "image/*" : "audio/*";
-  $("record").hidden = current.modality !== "audio";
+  const both = current.modality === "audio-image";
+  $("about").textContent = `${current.name} ${what} (${current.engine})` + (both ? ": give an image, a recording or both" : "");
+  $("file").accept = both ? "image/*,audio/*" : current.modality === "image" ? "image/*" : current.modality === "frames" ? "image/gif,image/webp" : "audio/*";
+  $("record").hidden = current.modality !== "audio" && !both;
+  pair = {}; $("preview").hidden = true; $("player").hidden = true;
   $("live").hidden = !current.streaming;
   $("top").innerHTML = ""; $("final").textContent = ""; $("partial").textContent = "";
 }
@@ -39,7 +42,13 @@ async function send(blob) {
   const url = `/v1/models/${encodeURIComponent(current.name)}/${current.task === "transcribe" ? "transcribe" : "predict"}?top_k=5`;
   status("…");
   const t0 = performance.now();
-  const r = await fetch(url, { method: "POST", body: blob, headers: headers() });
+  let payload = blob;
+  if (current.modality === "audio-image") {  // keep the other input of the pair: both go as multipart fields
+    pair[blob.type.startsWith("image/") ? "image" : "audio"] = blob;
+    payload = new FormData();
+    for (const [k, v] of Object.entries(pair)) payload.append(k, v, k);
+  }
+  const r = await fetch(url, { method: "POST", body: payload, headers: headers() });
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok) { status(body.error || `HTTP ${r.status}`, true); return; }
   status(`${Math.round(performance.now() - t0)} ms`);
@@ -50,8 +59,10 @@ async function send(blob) {
 function pick(file) {
   if (!file) return;
   const url = URL.createObjectURL(file);
-  $("preview").hidden = current.modality !== "image"; $("player").hidden = current.modality !== "audio";
-  if (current.modality === "image") $("preview").src = url; else $("player").src = url;
+  // an <img> also plays a frames run's GIF/WebP
+  const image = current.modality === "image" || current.modality === "frames" || (current.modality === "audio-image" && file.type.startsWith("image/"));
+  if (current.modality !== "audio-image") { $("preview").hidden = !image; $("player").hidden = image; }
+  if (image) { $("preview").src = url; $("preview").hidden = false; } else { $("player").src = url; $("player").hidden = false; }
   send(file);
 }
 
@@ -82,8 +93,9 @@ function wav(samples, rate) {  // 16-bit PCM WAV of float samples
 }
 
 async function record() {
-  const rate = current.input.sample_rate || 16000;
-  const seconds = current.input.clip_seconds || Math.min(5, current.input.max_seconds || 5);
+  const spec = current.input.audio || current.input;  // an audio-image model: its audio input
+  const rate = spec.sample_rate || 16000;
+  const seconds = spec.clip_seconds || Math.min(5, spec.max_seconds || 5);
   const ctx = new AudioContext({ sampleRate: rate });
   const blocks = []; let n = 0;
   status(`recording ${seconds} s…`); $("record").disabled = true;
