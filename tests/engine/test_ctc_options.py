@@ -14,14 +14,8 @@ from seehear.engine.loaders import Batches
 from seehear.engine.plateau import PlateauTracker, emitted_units
 from seehear.errors import ConfigError
 
+from ctc_fakes import FakeWaves  # noqa: E402 (tests/engine, on sys.path under pytest)
 
-class FakeWaves:
-    def __init__(self, lengths):
-        self.lengths = torch.tensor(lengths)
-
-    def batch(self, rows):
-        lens = self.lengths[rows]
-        return torch.zeros(len(rows), int(lens.max()), dtype=torch.int16), lens
 
 
 def _batches(sortagrad, seed=0):

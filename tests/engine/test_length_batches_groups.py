@@ -9,15 +9,7 @@ from seehear.engine import loaders
 from seehear.engine.ctc import LengthBatches
 from seehear.engine.imbalance import sample_weights
 
-
-class FakeWaves:
-    def __init__(self, lengths):
-        self.lengths = torch.tensor(lengths)
-
-    def batch(self, rows):
-        lens = self.lengths[rows]
-        return torch.zeros(len(rows), int(lens.max()), dtype=torch.int16), lens
-
+from ctc_fakes import FakeWaves  # noqa: E402 (tests/engine, on sys.path under pytest)
 
 N_A, N_B = 180, 20  # a 9:1 skew: rows 0..179 are group A, 180..199 group B
 LENGTHS = [int(v) for v in torch.randint(1000, 9000, (N_A + N_B,), generator=torch.Generator().manual_seed(4))]
