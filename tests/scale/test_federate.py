@@ -44,7 +44,8 @@ def test_two_clients_on_loopback_make_a_run_that_predicts(tmp_path):
     assert rows[0]["top"][0]["label"] in run.labels
     assert r.metrics["accuracy"] >= 0.6  # the aggregated model learned (3 classes: chance is 0.33)
     # the recipe's one-cycle schedule spread over the 8 rounds: recorded, up in the first rounds, down to 0 by the last
-    assert run.meta["train"]["lr_schedule"] == f"{run.config.train.schedule} over rounds" == fed["lr_schedule"]
+    schedule = run.meta["config"]["train"]["schedule"]
+    assert run.meta["train"]["lr_schedule"] == f"{schedule} over rounds" == fed["lr_schedule"]
     first, last = fed["history"][0]["lr_factor"], fed["history"][-1]["lr_factor"]
     assert first[0] < first[1] and last[1] == pytest.approx(0.0, abs=1e-6) and last[0] > 0
 
