@@ -43,6 +43,66 @@ def test_two_clients_on_loopback_make_a_run_that_predicts(tmp_path):
     rows = predict(r.run_dir, [wav])
     assert rows[0]["top"][0]["label"] in run.labels
     assert r.metrics["accuracy"] >= 0.6  # the aggregated model learned (3 classes: chance is 0.33)
+    # the recipe's one-cycle schedule spread over the 8 rounds: recorded, up in the first rounds, down to 0 by the last
+    schedule = run.meta["config"]["train"]["schedule"]
+    assert run.meta["train"]["lr_schedule"] == f"{schedule} over rounds" == fed["lr_schedule"]
+    first, last = fed["history"][0]["lr_factor"], fed["history"][-1]["lr_factor"]
+    assert first[0] < first[1] and last[1] == pytest.approx(0.0, abs=1e-6) and last[0] > 0
+
+
+def _server(rounds: int, local_epochs: int = 1, on: bool = True, strategy: str = "fedavg") -> dict:
+    return {"rounds": rounds, "local_epochs": local_epochs, "strategy": strategy, "proximal_mu": 0.01,
+            "lr_schedule": on}
+
+
+@pytest.mark.parametrize("schedule,warmup", [("onecycle", None), ("cosine", 0.1), ("constant", None)])
+def test_each_round_gets_its_share_of_the_recipes_schedule(schedule, warmup):
+    """Round r of R: progress (r-1)/R .. r/R, so the rounds in a row trace the curve central training follows over
+    its epochs: round 1 starts the warm-up, the rounds meet end to start, the last ends at the schedule's floor."""
+    from seehear.config import RunConfig
+    from seehear.engine.base_module import schedule_factor
+    from seehear.scale.fed_server import fit_config
+
+    t = RunConfig().train
+    t.schedule, t.warmup_fraction = schedule, warmup
+    rounds = 20
+    cs = [fit_config(_server(rounds, local_epochs=2), r) for r in range(1, rounds + 1)]
+    assert cs[0]["progress_start"] == 0.0 and cs[-1]["progress_end"] == 1.0
+    assert all(a["progress_end"] == b["progress_start"] for a, b in zip(cs, cs[1:]))
+    assert {c["schedule_epochs"] for c in cs} == {rounds * 2}
+    f = [schedule_factor(t, c["progress_start"], c["schedule_epochs"]) for c in cs]
+    peak = max(f)
+    assert f[0] < 0.01 and f[1] > f[0]  # warm-up: from (nearly) nothing, rising
+    end = schedule_factor(t, cs[-1]["progress_end"], cs[-1]["schedule_epochs"])
+    assert end == pytest.approx({"onecycle": 0.0, "cosine": 0.0, "constant": 1.0}[schedule], abs=1e-6)
+    assert peak == pytest.approx(1.0, abs=0.06)
+    # off: no window; FedProx's mu still travels
+    off = fit_config(_server(rounds, on=False, strategy="fedprox"), 3)
+    assert "progress_start" not in off and off["proximal_mu"] == 0.01
+
+
+def test_a_client_trains_over_its_rounds_window(tmp_path):
+    """local_train's learning rate at its first and last step is the recipe's schedule at the window's start and
+    at its last step's progress; without a window it is train.lr throughout."""
+    import torch
+
+    from seehear.config import RunConfig
+    from seehear.engine.base_module import schedule_factor
+    from seehear.models.recognizer import build_recognizer
+    from seehear.scale.fed_client import local_train
+
+    cfg = RunConfig()
+    cfg.model.name, cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size = "small_cnn", "sgd", 0.1, 4
+    torch.manual_seed(0)
+    model = build_recognizer(cfg, ["a", "b"], "image", None)
+    x, y = torch.randint(0, 255, (8, 3, 16, 16), dtype=torch.uint8), torch.tensor([0, 1] * 4)
+    lo, hi, steps = 0.5, 0.75, 2 * 2  # 2 epochs of 2 batches
+    m = local_train(model, cfg, x, y, epochs=2, mu=0.0, seed=1, window=(lo, hi), schedule_epochs=8)
+    assert m["lr_first"] == pytest.approx(0.1 * schedule_factor(cfg.train, lo))
+    assert m["lr_last"] == pytest.approx(0.1 * schedule_factor(cfg.train, lo + (hi - lo) * (steps - 1) / steps))
+    assert m["lr_first"] > m["lr_last"] > 0  # past one-cycle's peak: decaying
+    flat = local_train(model, cfg, x, y, epochs=1, mu=0.0, seed=1)
+    assert flat["lr_first"] == flat["lr_last"] == 0.1
 
 
 def test_a_client_with_no_data_is_one_line(tmp_path):

@@ -119,23 +119,8 @@ class TrainModule(pl.LightningModule):
         return min(1.0, p)
 
     def lr_factor(self, _step: int) -> float:
-        """The learning rate's multiplier now. train.warmup_fraction, when set, is the share of training the
-        linear warm-up takes under every schedule (then linear down for onecycle and linear, cosine for cosine)."""
-        t, p = self.cfg.train, self.progress()
-        own = t.warmup_fraction
-        if t.schedule in ("onecycle", "linear"):
-            # onecycle: linear up for 25%, then linear down to zero (airbench style); linear: from the peak straight
-            # down (airbench94_muon: Muon needs no warm-up)
-            up = own if own is not None else (0.25 if t.schedule == "onecycle" else 0.0)
-            if p < up:
-                return p / up
-            return max(0.0, (1 - p) / max(1e-8, 1 - up))
-        warm = own if own is not None else min(0.3, t.warmup_epochs / max(1, t.epochs))
-        if p < warm:
-            return max(p / warm, 1e-3)
-        if t.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * (p - warm) / max(1e-8, 1 - warm)))
-        return 1.0
+        """The learning rate's multiplier now (schedule_factor at this run's progress)."""
+        return schedule_factor(self.cfg.train, self.progress())
 
     def configure_optimizers(self):
         t = self.cfg.train
@@ -202,6 +187,27 @@ class TrainModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint):
         self.train_seconds = float(checkpoint.get("seehear_train_seconds", 0.0))
         self.data_seconds = float(checkpoint.get("seehear_data_seconds", 0.0))
+
+
+def schedule_factor(t, p: float, epochs: float | None = None) -> float:
+    """The learning-rate multiplier of the train settings `t` at progress p in [0, 1] (the share of training done);
+    `epochs` (default t.epochs) is what warmup_epochs is a share of. train.warmup_fraction, when set, is the share of
+    training the linear warm-up takes under every schedule (then linear down for onecycle and linear, cosine for
+    cosine). A pure function: federated rounds evaluate it at their own progress (scale/fed_server.py)."""
+    own = t.warmup_fraction
+    if t.schedule in ("onecycle", "linear"):
+        # onecycle: linear up for 25%, then linear down to zero (airbench style); linear: from the peak straight
+        # down (airbench94_muon: Muon needs no warm-up)
+        up = own if own is not None else (0.25 if t.schedule == "onecycle" else 0.0)
+        if p < up:
+            return p / up
+        return max(0.0, (1 - p) / max(1e-8, 1 - up))
+    warm = own if own is not None else min(0.3, t.warmup_epochs / max(1, t.epochs if epochs is None else epochs))
+    if p < warm:
+        return max(p / warm, 1e-3)
+    if t.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * (p - warm) / max(1e-8, 1 - warm)))
+    return 1.0
 
 
 def batch_size_for(n: int, batch_size: int, floor: int = 8) -> int:

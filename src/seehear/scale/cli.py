@@ -67,6 +67,8 @@ def add_commands(sub) -> None:
     f.add_argument("--dp-noise", type=float, help="differential privacy: Gaussian noise multiplier on the clipped "
                                                   "client updates (server-side fixed clipping)")
     f.add_argument("--dp-clip", type=float, default=1.0, help="clipping norm of each client's update")
+    f.add_argument("--constant-lr", action="store_true", help="train.lr in every round, instead of the recipe's "
+                                                              "schedule spread over the rounds")
     f.add_argument("--config")
     f.add_argument("--label-pattern")
     f.add_argument("--split-by")
@@ -106,8 +108,9 @@ def _cmd_federate(a) -> int:
 
     r = federate(a.data, a.out, clients_by=a.clients_by, rounds=a.rounds, strategy=a.strategy,
                  local_epochs=a.local_epochs, dp_noise=a.dp_noise, dp_clip=a.dp_clip, proximal_mu=a.proximal_mu,
-                 server_momentum=a.server_momentum, config=a.config, label_pattern=a.label_pattern,
-                 split_by=a.split_by, overrides=a.overrides, overwrite=a.overwrite, progress=not a.quiet)
+                 server_momentum=a.server_momentum, lr_schedule=not a.constant_lr, config=a.config,
+                 label_pattern=a.label_pattern, split_by=a.split_by, overrides=a.overrides, overwrite=a.overwrite,
+                 progress=not a.quiet)
     acc = r.metrics.get("accuracy")
     print(f"global model: {describe(r)}; held-out accuracy {acc:.4f}" if acc is not None else
           f"global model: {describe(r)}")

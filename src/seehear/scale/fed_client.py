@@ -4,8 +4,9 @@
 
 It sees only its own shard (the decoded examples of one client: one speaker, say), builds the same Recognizer as
 the server from the run's settings, and each round trains it locally from the global weights (FedProx: with a
-proximal term pulling towards them), then sends the weights back. Bad input (an empty shard) is one line on stderr
-and exit status 2.
+proximal term pulling towards them; the learning rate following the recipe's schedule over the round's share of
+the whole training, as the server says), then sends the weights back. Bad input (an empty shard) is one line on
+stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from seehear.config import RunConfig
+from seehear.engine.base_module import schedule_factor
 from seehear.engine.classify import ClassifyModule
 from seehear.engine.loaders import Batches
 from seehear.errors import DataError, SeehearError
@@ -54,9 +56,12 @@ def load_arrays(model: torch.nn.Module, arrays) -> None:
     model.load_state_dict(new)
 
 
-def local_train(model, cfg: RunConfig, x, y, *, epochs: int, mu: float, seed: int) -> dict:
-    """`epochs` passes over this client's data with the run's optimiser settings at a constant learning rate (a
-    schedule spans the rounds, not one client's turn); FedProx adds mu/2 * ||w - w_global||^2."""
+def local_train(model, cfg: RunConfig, x, y, *, epochs: int, mu: float, seed: int,
+                window: tuple[float, float] | None = None, schedule_epochs: float | None = None) -> dict:
+    """`epochs` passes over this client's data with the run's optimiser settings; FedProx adds
+    mu/2 * ||w - w_global||^2. The learning rate: with `window` (this round's share of the federated training,
+    from the server), the recipe's schedule at the progress each step reaches across that window (step k of n:
+    start + (end - start) * k / n, as central training's step k of n); without, constant at train.lr."""
     module = ClassifyModule(model, cfg, steps_per_epoch=1)
     t = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
@@ -67,8 +72,15 @@ def local_train(model, cfg: RunConfig, x, y, *, epochs: int, mu: float, seed: in
     anchor = [p.detach().clone() for p in params] if mu > 0 else None
     bs = max(1, min(t.batch_size, len(y)))
     loader = Batches(x, y, bs, shuffle=True, seed=seed)
+    sched = None
+    if window is not None:
+        lo, hi = window
+        n = max(1, epochs * len(loader))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: schedule_factor(t, lo + (hi - lo) * min(k, n) / n, schedule_epochs))
     model.train()
     seen, loss_sum, correct = 0, 0.0, 0
+    lrs = [opt.param_groups[0]["lr"]]  # the first and last step's learning rate, reported to the server
     for e in range(epochs):
         loader.epoch = e
         for xb, yb in loader:
@@ -81,11 +93,15 @@ def local_train(model, cfg: RunConfig, x, y, *, epochs: int, mu: float, seed: in
             if t.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
             opt.step()
+            lrs[1:] = [opt.param_groups[0]["lr"]]
+            if sched is not None:
+                sched.step()
             seen += len(yb)
-            loss_sum += float(loss) * len(yb)
+            loss_sum += float(loss.detach()) * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
     model.eval()
-    return {"train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen)}
+    return {"train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen), "lr_first": lrs[0],
+            "lr_last": lrs[-1]}
 
 
 def make_client(model, cfg: RunConfig, x, y, name: str):
@@ -98,8 +114,11 @@ def make_client(model, cfg: RunConfig, x, y, name: str):
         def fit(self, parameters, config):
             load_arrays(model, parameters)
             rnd = int(config.get("round", 0))
+            window = (float(config["progress_start"]), float(config["progress_end"])) \
+                if "progress_start" in config else None
             m = local_train(model, cfg, x, y, epochs=int(config.get("local_epochs", 1)),
-                            mu=float(config.get("proximal_mu", 0.0)), seed=cfg.train.seed * 1_000 + rnd)
+                            mu=float(config.get("proximal_mu", 0.0)), seed=cfg.train.seed * 1_000 + rnd,
+                            window=window, schedule_epochs=config.get("schedule_epochs"))
             return state_arrays(model), len(y), {**m, "client": name}
 
         def evaluate(self, parameters, config):

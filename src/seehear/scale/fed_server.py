@@ -2,9 +2,10 @@
 
     python -m seehear.scale.fed_server --address 127.0.0.1:PORT --dir WORK
 
-WORK holds what the supervisor (scale/federate.py) prepared: server.json (rounds, strategy, DP), spec.json (the
-run's settings, to build the same Recognizer), initial.safetensors (the starting weights) and valid.safetensors
-(the held-out validation examples the global model is measured on after each round; no client's data). It writes
+WORK holds what the supervisor (scale/federate.py) prepared: server.json (rounds, strategy, DP, lr schedule),
+spec.json (the run's settings, to build the same Recognizer), initial.safetensors (the starting weights) and
+valid.safetensors (the held-out validation examples the global model is measured on after each round; no client's
+data). It writes
 global.safetensors (the weights after the last round) and history.json (validation accuracy per round).
 """
 from __future__ import annotations
@@ -21,10 +22,32 @@ import torch
 
 from seehear.atomic import atomic_write, write_json
 from seehear.config import RunConfig
+from seehear.engine.base_module import schedule_factor
 from seehear.engine.trainer import predict_probs
 from seehear.errors import SeehearError
 from seehear.models.recognizer import build_recognizer
 from seehear.scale.fed_client import load_arrays
+
+
+def fit_config(s: dict, rnd: int) -> dict:
+    """What each client is told for round `rnd` (1-based). With the learning-rate schedule on (server.json
+    lr_schedule, the default), the round's share of the whole federated training, (rnd-1)/R .. rnd/R: the client
+    evaluates the recipe's schedule over that window, so the rounds together follow the one curve central
+    training follows over its epochs (warm-up in the first rounds, decay to the floor by the last)."""
+    rounds, local = int(s["rounds"]), int(s["local_epochs"])
+    c = {"round": rnd, "local_epochs": local,
+         "proximal_mu": float(s["proximal_mu"]) if s["strategy"] == "fedprox" else 0.0}
+    if s.get("lr_schedule", True):
+        c.update(progress_start=(rnd - 1) / rounds, progress_end=rnd / rounds, schedule_epochs=rounds * local)
+    return c
+
+
+def round_lr(cfg: RunConfig, c: dict) -> dict:
+    """The learning-rate multiplier at the start and end of a round's window, for the history (none: constant)."""
+    if "progress_start" not in c:
+        return {}
+    f = [schedule_factor(cfg.train, c[k], c["schedule_epochs"]) for k in ("progress_start", "progress_end")]
+    return {"lr_factor": [round(v, 4) for v in f]}
 
 
 def build_strategy(s: dict, initial, evaluate_fn):
@@ -32,11 +55,10 @@ def build_strategy(s: dict, initial, evaluate_fn):
     from flwr.server import strategy as st
 
     n = int(s["clients"])
-    mu = float(s["proximal_mu"]) if s["strategy"] == "fedprox" else 0.0
+    mu = fit_config(s, 1)["proximal_mu"]
     common = dict(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n, min_available_clients=n,
                   evaluate_fn=evaluate_fn, initial_parameters=ndarrays_to_parameters(initial),
-                  on_fit_config_fn=lambda rnd: {"round": rnd, "local_epochs": int(s["local_epochs"]),
-                                                "proximal_mu": mu})
+                  on_fit_config_fn=lambda rnd: fit_config(s, rnd))
     if s["strategy"] == "fedavg":
         strategy = st.FedAvg(**common)
     elif s["strategy"] == "fedprox":
@@ -82,7 +104,8 @@ def main(argv=None) -> int:
             acc = float((predict_probs(model, xva, precision="32").argmax(1) == yva).float().mean()) \
                 if len(yva) else float("nan")
             if rnd > 0:
-                history.append({"round": rnd, "val_acc": acc, "seconds": round(time.time() - t0, 2)})
+                history.append({"round": rnd, "val_acc": acc, "seconds": round(time.time() - t0, 2),
+                                **round_lr(cfg, fit_config(s, rnd))})
                 write_json(work / "history.json", history)
             return 0.0, {"accuracy": acc}
 

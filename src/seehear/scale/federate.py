@@ -2,11 +2,12 @@
 
 A real Flower server (in this process) and one client process per group of the training data (a speaker, or any
 manifest column), all on 127.0.0.1 over gRPC. Each client holds only its own examples (written to a private shard
-file it alone reads) and trains seehear's Recognizer locally each round; the server aggregates with FedAvg,
-FedProx or FedAvgM, optionally with differential privacy (the clients' updates clipped to --dp-clip and Gaussian
-noise of --dp-noise x clip added, Flower's server-side fixed clipping). The global model after the last round is
-an ordinary classification run folder (the lifecycle of tasks/base.py writes it: config, meta, split, weights,
-held-out metrics, report), so load_run, predict, evaluate and export accept it.
+file it alone reads) and trains seehear's Recognizer locally each round, its learning rate following the recipe's
+schedule over that round's share of all rounds (--constant-lr: train.lr throughout); the server aggregates with
+FedAvg, FedProx or FedAvgM, optionally with differential privacy (the clients' updates clipped to --dp-clip and
+Gaussian noise of --dp-noise x clip added, Flower's server-side fixed clipping). The global model after the last
+round is an ordinary classification run folder (the lifecycle of tasks/base.py writes it: config, meta, split,
+weights, held-out metrics, report), so load_run, predict, evaluate and export accept it.
 
 The server sees no training examples, only weights. What the server side of this process still computes from
 the union of the data: the split (as for any run) and, for images, the input normalisation statistics; a
@@ -51,10 +52,11 @@ class Federated(Classify):
     """A classification run whose fit is federated; everything else is the classify task's."""
 
     def __init__(self, clients_by: str, rounds: int, strategy: str, local_epochs: int, dp_noise: float | None,
-                 dp_clip: float, proximal_mu: float, server_momentum: float, timeout: float):
+                 dp_clip: float, proximal_mu: float, server_momentum: float, timeout: float, lr_schedule: bool = True):
         self.clients_by, self.rounds, self.strategy, self.local_epochs = clients_by, rounds, strategy, local_epochs
         self.dp_noise, self.dp_clip, self.mu, self.momentum, self.timeout = \
             dp_noise, dp_clip, proximal_mu, server_momentum, timeout
+        self.lr_schedule = lr_schedule
 
     def load(self, data, label_pattern, modality="auto"):
         source = super().load(data, label_pattern, modality)
@@ -91,11 +93,14 @@ class Federated(Classify):
                 _save(tmp / f"client{i}.safetensors", {"x": xtr[idx].contiguous(), "y": ytr[idx].contiguous()})
             history = self._serve(p.model, cfg, names, tmp, (xva, yva), progress)
         p.model.eval()
+        # the recipe's schedule spread over the rounds (fed_server.fit_config), or constant at train.lr
+        lr = f"{cfg.train.schedule} over rounds" if self.lr_schedule else "constant"
         write_json(out / "federated.json", {"clients_by": self.clients_by, "clients": {
             n: len(rows[n]) for n in names}, "strategy": self.strategy, "rounds": self.rounds,
-            "local_epochs": self.local_epochs, "dp": {"noise": self.dp_noise, "clip": self.dp_clip}
+            "local_epochs": self.local_epochs, "lr_schedule": lr, "dp": {"noise": self.dp_noise, "clip": self.dp_clip}
             if self.dp_noise else None, "history": history})
         return {"federated": True, "clients": len(names), "rounds": self.rounds, "strategy": self.strategy,
+                "lr_schedule": lr,
                 "wall_seconds": round(time.time() - start, 2), "dp_noise": self.dp_noise,
                 "final_val_acc": history[-1]["val_acc"] if history else None, "device": "cpu"}
 
@@ -111,7 +116,8 @@ class Federated(Classify):
         write_json(tmp / "server.json", {"rounds": self.rounds, "strategy": self.strategy, "clients": len(names),
                                          "local_epochs": self.local_epochs, "proximal_mu": self.mu,
                                          "server_momentum": self.momentum, "dp_noise": self.dp_noise,
-                                         "dp_clip": self.dp_clip, "round_timeout": self.timeout})
+                                         "dp_clip": self.dp_clip, "round_timeout": self.timeout,
+                                         "lr_schedule": self.lr_schedule})
         address = f"127.0.0.1:{free_port()}"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
             [str(Path(__file__).resolve().parents[2])] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
@@ -180,9 +186,12 @@ def _last_line(f) -> str:
 
 def federate(data, out, *, clients_by: str = "speaker", rounds: int = 30, strategy: str = "fedavg",
              local_epochs: int = 1, dp_noise: float | None = None, dp_clip: float = 1.0, proximal_mu: float = 0.01,
-             server_momentum: float = 0.9, round_timeout: float = 600.0, config=None, label_pattern=None,
-             split_by=None, overrides: Sequence[str] = (), overwrite: bool = False, progress: bool = True):
-    """Federated training of a classifier; returns the run's TrainResult (held-out metrics of the global model)."""
+             server_momentum: float = 0.9, round_timeout: float = 600.0, lr_schedule: bool = True, config=None,
+             label_pattern=None, split_by=None, overrides: Sequence[str] = (), overwrite: bool = False,
+             progress: bool = True):
+    """Federated training of a classifier; returns the run's TrainResult (held-out metrics of the global model).
+    lr_schedule: each round's local training follows the recipe's learning-rate schedule over that round's share
+    of all rounds (False: constant train.lr in every round)."""
     from seehear.tasks.base import named_settings, train_task
 
     if strategy not in STRATEGIES:
@@ -192,7 +201,7 @@ def federate(data, out, *, clients_by: str = "speaker", rounds: int = 30, strate
     if dp_noise is not None and (dp_noise < 0 or dp_clip <= 0):
         raise ConfigError("--dp-noise must be >= 0 and --dp-clip > 0")
     task = Federated(clients_by, rounds, strategy, local_epochs, dp_noise, dp_clip, proximal_mu, server_momentum,
-                     round_timeout)
+                     round_timeout, lr_schedule)
     return train_task(task, data, out, config=config, named=named_settings(label_pattern=label_pattern,
                                                                            split_by=split_by),
                       overrides=list(overrides), overwrite=overwrite, progress=progress)
