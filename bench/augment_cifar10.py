@@ -25,9 +25,13 @@ POLICIES = ["none", "randaugment", "trivialaugment", "augmix"]
 LONGTAIL = {  # name -> overrides
     "default": [],
     "balanced_sampler": ["train.sampler=balanced"],
+    "focal": ["train.loss=focal"],
     "logit_adjusted": ["train.loss=logit_adjusted"],
     "effective_weights_drw": ["train.class_weights=true", "train.class_weight_kind=effective", "train.drw=0.6"],
     "posthoc": ["train.posthoc_tau=1.0"],
+    # the combination: class-balanced focal loss (Cui et al. 2019's own pairing), its weights deferred (DRW)
+    "focal_effective_drw": ["train.loss=focal", "train.class_weights=true", "train.class_weight_kind=effective",
+                            "train.drw=0.6"],
 }
 
 
