@@ -1,15 +1,19 @@
 """More from the data you have, on CIFAR-10 (the "image-small" recipe, same budget per setting, same run):
 
     .venv/bin/python bench/augment_cifar10.py policies [--subset 200] [--budget 60]
-        each augment.policy (none = the default) → bench/results/augment-cifar10[-subset].json
+        each augment.policy (none = the default), mixup and CutMix → bench/results/augment-cifar10[-subset].json
         figures: test accuracy per policy, data-wait share (time spent making batches) per policy
+    .venv/bin/python bench/augment_cifar10.py policies --budget 1800 --only POLICY --set KEY=VALUE ...
+        the 30-minute figure (bench/cifar10.py's 30-minute recipe changes given with --set)
+        → bench/results/augment-cifar10-30min.json
     .venv/bin/python bench/augment_cifar10.py longtail [--subset 0.1] [--budget 60]
         long-tail CIFAR-10 (Cui et al. 2019: class i keeps 5000 * 100^(-i/9) images, 12,406 in all; --subset
         scales that), tested on the balanced test set, default vs imbalance settings
         → bench/results/longtail-cifar10[-subset].json
 
 The budget is train.time_budget (training steps only). Goals from the issue are recorded for the full runs only:
-augment-cifar10 accuracy_best_policy_8min above the default's (--budget 480, no --subset) and longtail-cifar10
+augment-cifar10 accuracy_best_policy_8min above the default's (--budget 480, no --subset), accuracy_best_policy_30min
+>= 0.92 (--budget 1800) and longtail-cifar10
 balanced_accuracy_best >= 0.80 (no --subset).
 """
 from __future__ import annotations
@@ -22,6 +26,7 @@ from common import WORK, Bench
 from cifar10 import EXTRACTED, MARKER, extract
 
 POLICIES = ["none", "randaugment", "trivialaugment", "augmix"]
+MIXES = {"mixup": ["augment.mixup=0.2"], "cutmix": ["augment.cutmix=1.0"]}  # batch-level label mixing (alpha)
 LONGTAIL = {  # name -> overrides
     "default": [],
     "balanced_sampler": ["train.sampler=balanced"],
@@ -73,6 +78,7 @@ def main(argv=None) -> int:
                     help="policies: training images per class; longtail: share of the 12,406 long-tail images")
     ap.add_argument("--budget", type=float, default=None, help="training seconds per setting")
     ap.add_argument("--only", nargs="*", help="settings to run (default: all)")
+    ap.add_argument("--set", action="append", default=[], help="a recipe change for every setting, key=value")
     a = ap.parse_args(argv)
     extract()
     classes = sorted(d.name for d in (EXTRACTED / "train").iterdir() if d.is_dir())
@@ -80,8 +86,9 @@ def main(argv=None) -> int:
         per = int(a.subset) if a.subset else 5000
         budget = a.budget or 480
         data = _link(WORK / f"augment-{per}", {c: per for c in classes}, 1000 if not a.subset else max(50, per // 5))
-        name = "augment-cifar10" + ("-subset" if a.subset else "")
-        settings = {p: [f"augment.policy={p}"] for p in (a.only or POLICIES)}
+        name = "augment-cifar10" + ("-subset" if a.subset else "-30min" if budget == 1800 else "")
+        every = {**{p: [f"augment.policy={p}"] for p in POLICIES}, **MIXES}
+        settings = {k: v for k, v in every.items() if not a.only or k in a.only}
     else:
         share = a.subset or 1.0
         budget = a.budget or 480
@@ -90,14 +97,20 @@ def main(argv=None) -> int:
         name = "longtail-cifar10" + ("-subset" if a.subset else "")
         settings = {k: v for k, v in LONGTAIL.items() if not a.only or k in a.only}
     with Bench(name) as b:
-        runs = {k: _train(data, f"{name}-{k}", budget, v) for k, v in settings.items()}
-        b.figures.update(budget_seconds=budget, data=str(data), runs=runs)
+        runs = {k: _train(data, f"{name}-{k}", budget, [*v, *a.set]) for k, v in settings.items()}
+        b.figures.update(budget_seconds=budget, data=str(data), runs=runs, recipe_changes=a.set)
         if a.which == "policies":
             best = max(runs, key=lambda k: runs[k]["test_accuracy"])
             b.figures.update(best_policy=best, accuracy_best_policy=runs[best]["test_accuracy"])
-            if not a.subset and budget == 480 and "none" in runs:
-                b.goal("accuracy_best_policy_8min_above_default", runs["none"]["test_accuracy"],
-                       runs[best]["test_accuracy"])
+            tried = [k for k in runs if k != "none"]
+            if not a.subset and budget == 480 and "none" in runs and tried:
+                # "above": at least one more test image of the 10,000 right than the default
+                top = max(tried, key=lambda k: runs[k]["test_accuracy"])
+                b.figures.update(best_policy_not_default=top)
+                b.goal("accuracy_best_policy_8min_above_default", round(runs["none"]["test_accuracy"] + 1e-4, 4),
+                       runs[top]["test_accuracy"])
+            if not a.subset and budget == 1800:
+                b.goal("accuracy_best_policy_30min", 0.92, runs[best]["test_accuracy"])
         else:
             b.figures["train_per_class"] = per
             best = max(runs, key=lambda k: runs[k]["test_balanced_accuracy"])

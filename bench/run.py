@@ -18,7 +18,8 @@ BENCH = Path(__file__).resolve().parent
 ALL = ["hardware", "frontend", "latency", "fsdd", "fsdd --fast", "emodb", "cifar10", "cifar10 --budget 1800",
        "cifar10_peer", "cifar10_peer --budget 480",
        "fsdd_connected", "ssl_speech", "speechocean762_asr", "speechocean762_verify", "serve_load",
-       "compress --subset 500 --budget 120", "compress --data fsdd", "int8_saturation_probe", "gan_cifar10",
+       "compress --subset 500 --budget 120", "compress --data fsdd", "int8_saturation_probe",
+       "augment_cifar10 policies", "augment_cifar10 longtail", "augment_fsdd --suite augment", "gan_cifar10",
        "trust_cifar10", "trust_fsdd", "noise_fsdd", "fairness_eer", "fairness_speechocean762", "frames",
        "av_digits", "auto", "fewshot_fsdd", "fewshot_cifar10", "ssl_cifar10", "semi_cifar10", "transfer_caltech7",
        "tune_bench", "ddp", "federated_fsdd"]  # "name args": the script
