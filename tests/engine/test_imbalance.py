@@ -111,3 +111,16 @@ def test_posthoc_shift_applies_outside_training_only():
     model.set_logit_shift(shift)
     assert torch.allclose(model(x), before - torch.tensor(shift), atol=1e-5)
     assert "logit_shift" not in model.state_dict()  # runs without it load as before
+
+
+def test_smoothing_conflict_when_the_prior_shift_exceeds_the_smoothing_margin():
+    from seehear.engine.imbalance import smoothing_conflict
+
+    skewed = torch.tensor([5000, 2000, 50])  # log(100) = 4.6 nats between the commonest and the rarest
+    # smoothing 0.2 over 3 classes caps the margin at log(0.8667 / 0.0667) = 2.56 nats: adjustment overcorrects
+    msg = smoothing_conflict(skewed, 0.2, 1.0)
+    assert msg and "2.56 nats" in msg and "4.61 nats" in msg and "label_smoothing=0" in msg
+    assert smoothing_conflict(skewed, 0.0, 1.0) is None  # no smoothing: margins are not capped
+    assert smoothing_conflict(skewed, 0.2, 0.0) is None  # no adjustment
+    assert smoothing_conflict(skewed, 0.01, 1.0) is None  # cap log(0.9933/0.0033) = 5.7 nats > 4.6
+    assert smoothing_conflict(torch.tensor([100, 100, 0]), 0.2, 1.0) is None  # balanced where present

@@ -24,7 +24,7 @@ from seehear.data.sources import list_files, load_source, require_trainable
 from seehear.data.splits import find_leakage, splits_for
 from seehear.engine import run_folder as rf
 from seehear.engine import starts
-from seehear.engine.imbalance import GROUP_SAMPLERS, log_prior
+from seehear.engine.imbalance import GROUP_SAMPLERS, log_prior, smoothing_conflict
 from seehear.engine.trainer import fit, predict_probs, set_threads
 from seehear.errors import ConfigError, DataError, InputMismatchError, SeehearError
 from seehear.models.recognizer import build_recognizer, input_spec
@@ -208,8 +208,14 @@ class Classify(Task):
             meta["data"]["frames"] = length_summary(decoded.lengths, cfg.frames.count)
         if train_groups is not None:
             meta["data"]["train_per_group"] = {"column": cfg.train.group_by or "group", "counts": group_counts(names)}
+        t = cfg.train
+        tau = t.posthoc_tau or (t.logit_tau if t.loss == "logit_adjusted" else 0.0)
+        seen = torch.bincount(parts["train"][1], minlength=len(labels))  # the prior trained on, generated too
+        conflict = smoothing_conflict(seen, t.label_smoothing, tau)
+        if conflict:  # said, not changed: the user (or the recipe) chose both
+            print(f"warning: {conflict}", file=sys.stderr)
+            meta["imbalance_warning"] = conflict
         if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
-            seen = torch.bincount(parts["train"][1], minlength=len(labels))  # the prior trained on, generated too
             shift = (cfg.train.posthoc_tau * log_prior(seen)).tolist()
             net.set_logit_shift(shift)
             meta["logit_shift"] = shift
