@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common import RESULTS, WORK, Bench
 from cifar10 import EXTRACTED, extract
-from augment_cifar10 import LONGTAIL, _link
+from augment_cifar10 import LONGTAIL, LONGTAIL_COMMON, _link
 
 GAN_GOAL = 0.80  # gan_test_accuracy
 SMALL = {"gan_budget": 15, "budget": 10, "per_class": 30, "share": 0.05, "quality_per_class": 50,
@@ -89,8 +89,9 @@ def longtail(b: Bench, a, small: bool) -> None:
     gan, gan_info = _gan(data / "train", "gan-longtail", a.gan_budget, [])  # long-tail training images only
     runs = {}
     for k in a.methods:
-        runs[k] = _classifier(data, f"longtail-{k}", a.budget, LONGTAIL[k])[1]
-    runs["synthetic"] = _classifier(data, "longtail-synthetic", a.budget, ["synthetic.ratio=1.0"], synthetic=gan)[1]
+        runs[k] = _classifier(data, f"longtail-{k}", a.budget, [*LONGTAIL_COMMON, *LONGTAIL[k]])[1]
+    runs["synthetic"] = _classifier(data, "longtail-synthetic", a.budget,
+                                    [*LONGTAIL_COMMON, "synthetic.ratio=1.0"], synthetic=gan)[1]
     best = max(a.methods, key=lambda k: runs[k]["test_balanced_accuracy"])
     gain = round(runs["synthetic"]["test_balanced_accuracy"] - runs[best]["test_balanced_accuracy"], 4)
     b.figures["longtail"] = {"train_per_class": per, "gan": gan_info, "runs": runs, "best_without": best}
