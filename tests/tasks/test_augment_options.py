@@ -41,3 +41,13 @@ def test_policies_and_imbalance_options_train_and_show_their_examples(skewed, tm
     assert int(shift.argmin()) == int(torch.tensor(list(counts.values())).argmin())  # the rare class's prior
     rows = seehear.predict(run, skewed)
     assert len(rows) == sum(1 for _ in skewed.rglob("*.png")) and all("label" in row for row in rows)
+
+
+def test_smoothing_that_defeats_logit_adjustment_is_said_and_kept(skewed, tmp_path, capsys):
+    # 19 vs 5 training examples: a prior shift of log(3.8) = 1.33 nats; smoothing 0.6 over 3 classes caps margins at
+    # log(0.6 / 0.2) = 1.10 nats, so the adjusted model would over-favour the rare class
+    r = seehear.train(skewed, tmp_path / "r", progress=False, overrides=[
+        *BASE, "train.epochs=1", "train.posthoc_tau=1.0", "train.label_smoothing=0.6"])
+    said = r.meta["imbalance_warning"]
+    assert "label_smoothing=0" in said and f"warning: {said}" in capsys.readouterr().err
+    assert r.meta["logit_shift"]  # said, not changed: the adjustment still applies

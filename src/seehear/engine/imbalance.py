@@ -107,5 +107,5 @@ def drw_active(progress: float, start: float | None) -> bool:
     return start is None or progress >= start
 
 
-__all__ = ["GROUP_SAMPLERS", "class_weights", "sample_weights", "log_prior", "classification_loss", "posthoc_adjust", "smoothing_conflict",
-           "drw_active"]
+__all__ = ["GROUP_SAMPLERS", "class_weights", "sample_weights", "log_prior", "classification_loss", "posthoc_adjust",
+           "smoothing_conflict", "drw_active"]

@@ -215,8 +215,8 @@ class Classify(Task):
         if conflict:  # said, not changed: the user (or the recipe) chose both
             print(f"warning: {conflict}", file=sys.stderr)
             meta["imbalance_warning"] = conflict
-        if cfg.train.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
-            shift = (cfg.train.posthoc_tau * log_prior(seen)).tolist()
+        if t.posthoc_tau:  # post-hoc logit adjustment by the training prior (Menon et al. 2021)
+            shift = (t.posthoc_tau * log_prior(seen)).tolist()
             net.set_logit_shift(shift)
             meta["logit_shift"] = shift
         if transfer:
