@@ -103,3 +103,24 @@ def test_ema_generator_follows_the_live_one():
     before = e.clone()
     gan.update_ema(0.9)
     assert torch.allclose(e, before * 0.9 + p * 0.1)
+
+
+def test_discriminator_steps_per_generator_step_are_counted_across_epochs(shapes, tmp_path):
+    # 24 images in batches of 8: 3 batches an epoch, fewer than d_steps=4, so an epoch-local count would never step
+    # the generator; 3 epochs = 9 discriminator steps and 2 generator steps, both kept for a resume
+    r = seehear.train(shapes, tmp_path / "gan", task="synthesize", progress=False,
+                      overrides=[*FAST, "train.epochs=3", "model.kwargs.d_steps=4"])
+    ckpt = torch.load(r.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["gan_steps"] == {"d": 9, "g": 2}
+    one = seehear.train(shapes, tmp_path / "gan1", task="synthesize", progress=False,
+                        overrides=[*FAST, "train.epochs=3", "model.kwargs.d_steps=1"])
+    ckpt1 = torch.load(one.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt1["gan_steps"] == {"d": 9, "g": 9}
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "two"])
+def test_bad_discriminator_steps_are_a_one_line_error(shapes, tmp_path, bad):
+    with pytest.raises(ConfigError, match="d_steps") as e:
+        seehear.train(shapes, tmp_path / "gan", task="synthesize", overrides=[*FAST, f"model.kwargs.d_steps={bad}"],
+                      progress=False)
+    assert "\n" not in str(e.value)

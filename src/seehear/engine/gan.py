@@ -1,6 +1,12 @@
-"""The GAN's training step (task: synthesize): hinge loss (Lim & Ye 2017; Miyato et al. 2018), one discriminator and
-one generator Adam step per batch with manual optimisation (two optimisers), DiffAugment (Zhao et al. 2020) on
-real and generated images alike before the discriminator sees them, and an EMA of the generator.
+"""The GAN's training step (task: synthesize): hinge loss (Lim & Ye 2017; Miyato et al. 2018), a discriminator Adam
+step on every batch and a generator step after every `model.kwargs.d_steps` of them (manual optimisation, two
+optimisers), DiffAugment (Zhao et al. 2020) on real and generated images alike before the discriminator sees them,
+and an EMA of the generator.
+
+Why several discriminator steps per generator step (SNGAN uses 5, BigGAN and DiffAugment's CIFAR-10 runs 4): with
+one each, the generator outran the discriminator on CIFAR-10 (its hinge loss stayed at 2.0, i.e. no separation of
+real from generated) and each class collapsed to one image whatever the noise; with 4 the discriminator separates
+them and the samples vary (bench/results/probes/gan-d-steps.json).
 
 Time budget, data-wait accounting and resume come from TrainModule; its learning-rate schedule does not apply
 (GANs train at a constant rate).
@@ -49,12 +55,26 @@ class GanModule(TrainModule):
         self.automatic_optimization = False
         self.ema_decay = float(cfg.model.kwargs.get("ema", 0.999))  # the generator's EMA (not train.ema: that
         # is Lightning's average of every weight, discriminator included)
+        self.d_steps = int(cfg.model.kwargs.get("d_steps", 1))  # checked by tasks/synthesize
+        # discriminator and generator steps so far, kept in checkpoints: a resumed run keeps the same rhythm and
+        # the EMA's warm-up goes on from where it was (counted across epochs: a small data set's epoch may hold
+        # fewer batches than d_steps)
+        self.d_done = self.g_done = 0
         self._g = torch.Generator().manual_seed(cfg.train.seed * 13 + 5)
 
     def configure_optimizers(self):
         lr = self.cfg.train.lr
         return [torch.optim.Adam(self.model.discriminator.parameters(), lr=lr, betas=BETAS),
                 torch.optim.Adam(self.model.generator.parameters(), lr=lr, betas=BETAS)]
+
+    def on_save_checkpoint(self, checkpoint):
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gan_steps"] = {"d": self.d_done, "g": self.g_done}
+
+    def on_load_checkpoint(self, checkpoint):
+        super().on_load_checkpoint(checkpoint)
+        done = checkpoint.get("gan_steps", {})
+        self.d_done, self.g_done = int(done.get("d", 0)), int(done.get("g", 0))
 
     def training_step(self, batch, _):
         self.start_step()
@@ -66,23 +86,29 @@ class GanModule(TrainModule):
         z = torch.randn(len(y), gen.z_dim, generator=self._g).to(real.device)
         fake_y = y[torch.randperm(len(y), generator=self._g).to(y.device)]  # classes as often as in the data
 
-        fake = gen(z, fake_y)
+        self.d_done += 1
+        g_step = self.d_done % self.d_steps == 0
+        with torch.set_grad_enabled(g_step):  # the generator's graph only for a batch that also steps it
+            fake = gen(z, fake_y)
         d_real = disc(diff_augment(real, self._g), y)
         d_fake = disc(diff_augment(fake.detach(), self._g), fake_y)
         loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
+        self.log("train_d_loss", loss_d, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        if not g_step:
+            return
 
         loss_g = -disc(diff_augment(fake, self._g), fake_y).mean()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
-        n = self.global_step // 2  # two optimiser steps per batch
+        n = self.g_done
+        self.g_done += 1
         # warm-up of the average (TensorFlow's num_updates rule): early on it follows the generator closely, so a
         # short run's samples come from a trained generator rather than from its initial weights
         self.model.update_ema(min(self.ema_decay, (1 + n) / (10 + n)))
-        self.log("train_d_loss", loss_d, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
         self.log("train_g_loss", loss_g, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
 
 

@@ -43,6 +43,10 @@ class Synthesize(Task):
         if cfg.train.grad_clip or cfg.train.ema or cfg.train.lookahead:
             raise ConfigError("the GAN trains with manual optimisation: train.grad_clip, train.ema and "
                               "train.lookahead do not apply (its generator average is model.kwargs.ema)")
+        d_steps = cfg.model.kwargs.get("d_steps", 1)
+        if not isinstance(d_steps, int) or isinstance(d_steps, bool) or d_steps < 1:
+            raise ConfigError(f"model.kwargs.d_steps (discriminator steps per generator step) must be a whole "
+                              f"number of at least 1, not {d_steps!r}")
         return cfg, RECIPE
 
     def prepare(self, source, cfg, out, resume, progress):
