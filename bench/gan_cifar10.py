@@ -17,7 +17,7 @@ longtail: long-tail CIFAR-10 as bench/augment_cifar10.py builds it (imbalance 10
 5000 * 100^(-i/9) images), a second GAN trained on those long-tail training images only, then the classifier with
 `--synthetic GAN` (synthetic.ratio 1: classes topped up to the largest) against every imbalance setting of
 augment_cifar10's LONGTAIL without them, same budget and seed; longtail_gain_synthetic = balanced test accuracy
-with synthetic images minus the best setting without them (reported as measured, no target).
+with synthetic images minus the best setting without them (goal >= +0.02, issue 14; reported whatever its sign).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from cifar10 import EXTRACTED, extract
 from augment_cifar10 import LONGTAIL, LONGTAIL_COMMON, _link
 
 GAN_GOAL = 0.80  # gan_test_accuracy
+GAIN_GOAL = 0.02  # longtail_gain_synthetic
 SMALL = {"gan_budget": 15, "budget": 10, "per_class": 30, "share": 0.05, "quality_per_class": 50,
          "methods": ["default", "balanced_sampler"]}
 
@@ -96,6 +97,8 @@ def longtail(b: Bench, a, small: bool) -> None:
     gain = round(runs["synthetic"]["test_balanced_accuracy"] - runs[best]["test_balanced_accuracy"], 4)
     b.figures["longtail"] = {"train_per_class": per, "gan": gan_info, "runs": runs, "best_without": best}
     b.figures["longtail_gain_synthetic"] = gain
+    if not small:
+        b.goal("longtail_gain_synthetic", GAIN_GOAL, gain)
 
 
 def main(argv=None) -> int:
