@@ -55,7 +55,8 @@ def main(argv=None) -> int:
                               overrides=[f"model.kwargs.d_steps={k}", "train.seed=0"])
             q = evaluate_gan(r.run_dir, a.classifier, per_class=200, progress=False)
             b.figures[f"d_steps_{k}"] = {
-                "batches": r.meta["train"].get("steps"), "train_seconds": r.meta["train"].get("train_seconds"),
+                "optimiser_steps": r.meta["train"].get("steps"),  # discriminator and generator steps
+                "train_seconds": r.meta["train"].get("train_seconds"),
                 "per_epoch": _losses(r.run_dir), "diversity": _diversity(r.run_dir),
                 "gan_test_accuracy": round(q["gan_test_accuracy"], 4),
                 "frechet": round(q["generated"]["frechet"], 2), "frechet_real_floor": round(q["real_held_out"]["frechet"], 2),
