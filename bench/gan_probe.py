@@ -59,7 +59,8 @@ def main(argv=None) -> int:
                 "train_seconds": r.meta["train"].get("train_seconds"),
                 "per_epoch": _losses(r.run_dir), "diversity": _diversity(r.run_dir),
                 "gan_test_accuracy": round(q["gan_test_accuracy"], 4),
-                "frechet": round(q["generated"]["frechet"], 2), "frechet_real_floor": round(q["real_held_out"]["frechet"], 2),
+                "frechet": round(q["generated"]["frechet"], 2),
+                "frechet_real_floor": round(q["real_held_out"]["frechet"], 2),
                 "precision": q["generated"]["precision"], "recall": q["generated"]["recall"]}
         b.notes.append("one seed, a few minutes each: a check of the update rhythm, not of final quality; diversity "
                        "of the real CIFAR-10 images by the same measure is about 0.5")
