@@ -110,11 +110,14 @@ def test_discriminator_steps_per_generator_step_are_counted_across_epochs(shapes
     # the generator; 3 epochs = 9 discriminator steps and 2 generator steps, both kept for a resume
     r = seehear.train(shapes, tmp_path / "gan", task="synthesize", progress=False,
                       overrides=[*FAST, "train.epochs=3", "model.kwargs.d_steps=4"])
-    ckpt = torch.load(r.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    from seehear.engine.checkpoint import AtomicCheckpointIO
+
+    read = AtomicCheckpointIO().load_checkpoint  # what --resume reads: weights_only, nothing unpickled
+    ckpt = read(r.run_dir / "checkpoints" / "last.ckpt")
     assert ckpt["gan_steps"] == {"d": 9, "g": 2}
     one = seehear.train(shapes, tmp_path / "gan1", task="synthesize", progress=False,
                         overrides=[*FAST, "train.epochs=3", "model.kwargs.d_steps=1"])
-    ckpt1 = torch.load(one.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt1 = read(one.run_dir / "checkpoints" / "last.ckpt")
     assert ckpt1["gan_steps"] == {"d": 9, "g": 9}
 
 
