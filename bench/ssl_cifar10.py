@@ -15,6 +15,8 @@ Measured, in one invocation:
     .venv/bin/python bench/ssl_cifar10.py                        # → bench/results/ssl-cifar10.json (~75 min)
     .venv/bin/python bench/ssl_cifar10.py --method byol          # another method, same protocol
     .venv/bin/python bench/ssl_cifar10.py --limit small          # plumbing, ~2 min → /tmp/seehear-bench/results/
+    .venv/bin/python bench/ssl_cifar10.py --pool-per-class 1000 --pretrain-budget 240 --finetune-budget 5 \
+        --probe NAME [--set KEY=VALUE ...]   # a probe of pretraining settings, ~7 min → bench/results/probes/
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 
 from cifar10 import EXTRACTED, MARKER, extract
-from common import WORK, Bench
+from common import RESULTS, WORK, Bench
 
 PRETRAIN_BUDGET_S = 3600  # the issue's "at most 60 minutes on 2 cores"
 PRETRAIN_EPOCH_CAP = 100_000  # the budget ends pretraining, not the recipe's 30 epochs; the schedule follows the clock
@@ -146,16 +148,20 @@ def main(argv=None) -> None:
     ap.add_argument("--finetune-budget", type=float, default=FINETUNE_BUDGET_S,
                     help="training seconds of each 500-label run")
     ap.add_argument("--seed", type=int, default=0, help="the label draw and every run's train.seed")
+    ap.add_argument("--pool-per-class", type=int, help="a probe: pretrain on the first N training images of each "
+                    "class only (the kNN bank stays all 50,000) → bench/results/probes/ssl-cifar10-poolN-PROBE.json")
+    ap.add_argument("--probe", default="default", help="the probe's name in its result file (with --pool-per-class)")
     ap.add_argument("--set", dest="pretrain_set", action="append", default=[], metavar="KEY=VALUE",
                     help="a pretraining setting, e.g. --set model.kwargs={width:64}")
     ap.add_argument("--ssl-run", help="measure this pretrained run instead of pretraining one")
     args = ap.parse_args(argv)
     small = args.limit == "small"
-    s = dict(SMALL) if small else {"pool_per_class": None, "test_per_class": None,
+    s = dict(SMALL) if small else {"pool_per_class": args.pool_per_class, "test_per_class": None,
                                    "labels_per_class": LABELS_PER_CLASS, "pretrain_budget": args.pretrain_budget,
                                    "finetune_budget": args.finetune_budget, "finetune_epochs": FINETUNE_EPOCHS}
     extract()
-    tag = "small" if small else "all"
+    probe = "" if small or not args.pool_per_class else f"-pool{args.pool_per_class}-{args.probe}"
+    tag = "small" if small else f"pool{args.pool_per_class}" if probe else "all"
     root = WORK / "ssl-cifar10"
     pool = train_files(s["pool_per_class"])
     unlabelled = unlabelled_folder(root / f"unlabelled-{tag}", [f for fs in pool.values() for f in fs], args.seed)
@@ -165,12 +171,13 @@ def main(argv=None) -> None:
     runs = root / "runs"
     from seehear.tasks.pretrain import pretrain
 
-    with Bench("ssl-cifar10" + ("-small" if small else ""), results=WORK / "results" if small else None) as b:
+    with Bench("ssl-cifar10" + ("-small" if small else probe),
+               results=WORK / "results" if small else RESULTS / "probes" if probe else None) as b:
         b.figures["settings"] = {**s, "method": args.method, "seed": args.seed, "pretrain_set": args.pretrain_set,
                                  "finetune": FINETUNE, "transfer": TRANSFER, "knn_k": KNN_K,
                                  "pretrain_images": sum(len(v) for v in pool.values()),
                                  "load_before": round(os.getloadavg()[0], 2)}
-        ssl = Path(args.ssl_run) if args.ssl_run else runs / f"pretrain-{args.method}"
+        ssl = Path(args.ssl_run) if args.ssl_run else runs / f"pretrain-{args.method}{probe}"
         if not args.ssl_run:
             print(f"== pretraining ({args.method}, {s['pretrain_budget']:g} s)", file=sys.stderr, flush=True)
             r = pretrain(unlabelled, ssl, method=args.method, time_budget=s["pretrain_budget"],

@@ -73,6 +73,7 @@ class AugmentConfig:
     policy_magnitude: int = 9  # randaugment: magnitude M of 30 bins; augmix: severity up to this (of 30)
     resized_crop: Optional[list[float]] = None  # [lo, hi] area share kept by a random resized crop; None = off
     color_jitter: float = 0.0  # brightness/contrast/saturation by up to +-this, hue by +-this/4 turns; 0 = off
+    grayscale: float = 0.0  # share of images made grey (SimCLR's views: 0.2), after the colour jitter
     # audio waveform, on whole batches
     time_shift: float = 0.1  # seconds, roll by up to this much
     noise_snr_db: Optional[list[float]] = field(default_factory=lambda: [10.0, 40.0])  # None = off
@@ -230,6 +231,9 @@ class PretrainConfig:
     teacher_temperature: float = 0.04  # dino: sharpens the teacher's softmax (below student_temperature)
     student_temperature: float = 0.1
     center_momentum: float = 0.9  # dino: running centre of the teacher's outputs, subtracted against collapse
+    # simclr: the loss sees the backbone's last Linear through BatchNorm, ReLU and one more Linear (mlp, SimCLR's
+    # nonlinear head, kept in the checkpoint, not the run's model) or directly (linear)
+    projector: Literal["mlp", "linear"] = "mlp"
 
 
 @dataclass

@@ -145,12 +145,15 @@ RECIPES: dict[str, dict] = {
     },
     # Self-supervised image pretraining (task: pretrain, SimCLR, BYOL or DINO; `seehear pretrain DIR`): the small
     # CNN, AdamW with a cosine schedule (contrastive losses like large batches and long runs; these are CPU-sized),
-    # no test-time augmentation. Its backbone starts labelled runs with `train --from`.
+    # no test-time augmentation. Its backbone starts labelled runs with `train --from`. The views are SimCLR's for
+    # CIFAR: a random resized crop, colour jitter of strength 0.4 (hue 0.1 turn) and 20% greyscale, on top of the
+    # flip, translation, contrast and cutout every strong view gets (engine/fixmatch.strong_images): crops and colour
+    # together are what the paper found essential (without colour, views match by their histograms).
     "image-ssl": {
         "task": "pretrain",
         "model": {"name": "small_cnn"},
         "image": {"size": 32, "resize": "stretch", "tta": "none"},
-        "augment": {"flip": True, "crop_pad": 2},
+        "augment": {"flip": True, "crop_pad": 2, "resized_crop": [0.2, 1.0], "color_jitter": 0.4, "grayscale": 0.2},
         "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "batch_size": 128, "epochs": 30,
                   "schedule": "cosine", "warmup_epochs": 1.0, "label_smoothing": 0.0},
     },

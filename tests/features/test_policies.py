@@ -52,6 +52,18 @@ def test_float_input_keeps_dtype():
     assert y.dtype == torch.float32 and y.shape == x.shape and not torch.equal(x, y)
 
 
+def test_grayscale_greys_its_share_of_images_and_leaves_the_rest():
+    x = batch(b=200)
+    y = apply_policies(x, AugmentConfig(**NO_BASE, grayscale=0.2), gen())
+    grey = (y[:, 0] == y[:, 1]).flatten(1).all(1) & (y[:, 1] == y[:, 2]).flatten(1).all(1)
+    assert 0.1 < grey.float().mean() < 0.3  # about p of them, drawn per image
+    assert torch.equal(y[~grey], x[~grey])  # the others untouched
+    assert torch.equal(apply_policies(x, AugmentConfig(**NO_BASE, grayscale=1.0), gen())[:, 0],
+                       (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).round().clamp(0, 255).to(torch.uint8))
+    one = batch(c=1)  # already grey: nothing to do
+    assert torch.equal(apply_policies(one, AugmentConfig(**NO_BASE, grayscale=1.0), gen()), one)
+
+
 def test_default_is_off_and_leaves_batch_alone():
     x = batch()
     assert AugmentConfig().policy == "none"

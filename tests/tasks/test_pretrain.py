@@ -8,8 +8,11 @@ import torch
 import seehear
 from seehear.cli import main
 from seehear.data.synth import make_shape_images
-from seehear.engine.simclr import knn_accuracy, nt_xent
+from seehear.config import RunConfig
+from seehear.engine.simclr import SimCLRModule, knn_accuracy, nt_xent
 from seehear.errors import DataError
+from seehear.models.recognizer import build_recognizer
+from seehear.recipes import RECIPES
 from seehear.tasks.pretrain import pretrain
 
 FAST = ["train.threads=1", "data.workers=1", "image.size=16", "train.batch_size=32"]
@@ -30,6 +33,32 @@ def test_knn_accuracy_counts_votes():
     ytr = torch.tensor([0, 0, 1, 1])
     assert knn_accuracy(tr, ytr, torch.tensor([[1.0, 0.05], [0.0, 1.0]]), torch.tensor([0, 1]), k=1) == 1.0
     assert knn_accuracy(tr, ytr, torch.tensor([[1.0, 0.05]]), torch.tensor([1]), k=1) == 0.0
+
+
+@pytest.mark.parametrize("projector", ["mlp", "linear"])
+def test_simclr_head_is_trained_but_not_part_of_the_model(projector):
+    cfg = RunConfig.from_dict({"model": {"name": "small_cnn"}, "image": {"size": 16},
+                               "pretrain": {"projector": projector}, "train": {"threads": 1}})
+    model = build_recognizer(cfg, [f"z{i}" for i in range(8)], "image", {"mean": [0.5] * 3, "std": [0.25] * 3})
+    module = SimCLRModule(model, cfg, steps_per_epoch=1).eval()  # eval: dropout would make two calls differ
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    z = module.project(x)
+    assert z.shape == (4, 8)
+    trained = {id(p) for p in module.trained().parameters()}
+    assert {id(p) for p in model.parameters()} <= trained
+    if projector == "mlp":  # BatchNorm, ReLU, Linear after the backbone's last Linear: in the checkpoint, not the model
+        assert {id(p) for p in module.projector.parameters()} <= trained
+        assert any(k.startswith("projector.") for k in module.state_dict())
+        assert not torch.allclose(z, module.model.logits(x))
+    else:
+        assert module.projector is None and len(trained) == len(list(model.parameters()))
+        assert torch.allclose(z, module.model.logits(x))
+
+
+def test_ssl_recipe_uses_simclr_views():
+    a = RECIPES["image-ssl"]["augment"]
+    assert a["resized_crop"] and a["color_jitter"] > 0 and 0 < a["grayscale"] < 1
+    assert RunConfig().pretrain.projector == "mlp"
 
 
 @pytest.mark.slow

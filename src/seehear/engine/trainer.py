@@ -183,7 +183,8 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     # the other cores' threads of a busy machine (data-wait share 24-42% on CIFAR, bench/results/
     # augment-cifar10-subset.json before this), so with them on, images are prepared in the thread as well.
     a = cfg.augment
-    policies = model.modality == "image" and (a.policy != "none" or bool(a.resized_crop) or bool(a.color_jitter))
+    policies = model.modality == "image" and (a.policy != "none" or bool(a.resized_crop) or bool(a.color_jitter)
+                                             or a.grayscale > 0)
     if pick_device(cfg) == "cpu" and (model.modality == "audio" or policies):
         loader = Prefetch(loader, module.loader_augment, seed=t.seed)
         module.augment_in_loader = True

@@ -66,7 +66,8 @@ def check_frames_settings(cfg) -> None:
 
     a = cfg.augment
     bad = [n for n, on in (("augment.policy", a.policy != "none"), ("augment.resized_crop", bool(a.resized_crop)),
-                           ("augment.color_jitter", bool(a.color_jitter)), ("augment.cutmix", a.cutmix > 0),
+                           ("augment.color_jitter", bool(a.color_jitter)), ("augment.grayscale", a.grayscale > 0),
+                           ("augment.cutmix", a.cutmix > 0),
                            ("train.adversarial", cfg.train.adversarial != "none"),
                            ("data.unlabelled", bool(cfg.data.unlabelled))) if on]
     if bad:

@@ -208,9 +208,19 @@ def color_jitter(x, strength: float, generator=None):
     return torch.einsum("bij,bjhw->bihw", m.to(x.dtype), x).clamp_(0, 255)
 
 
+def random_grayscale(x, p: float, generator=None):
+    """A share p of the images (drawn per image) replaced by their luma in every channel: SimCLR's random
+    grayscale, which stops two views from being matched by their colours alone."""
+    if x.shape[1] != 3:
+        return x
+    grey = rand(len(x), generator, x.device) < p
+    return torch.where(grey[:, None, None, None], _gray(x).expand_as(x), x)
+
+
 def apply_policies(x: torch.Tensor, cfg, generator=None) -> torch.Tensor:
     """The image policies switched on in cfg (AugmentConfig): resized crop, then the policy, then colour jitter."""
-    if len(x) == 0 or (cfg.policy == "none" and not cfg.resized_crop and not cfg.color_jitter):
+    if len(x) == 0 or (cfg.policy == "none" and not cfg.resized_crop and not cfg.color_jitter
+                       and not getattr(cfg, "grayscale", 0.0)):
         return x
     dtype = x.dtype
     y = x.float()
@@ -224,8 +234,11 @@ def apply_policies(x: torch.Tensor, cfg, generator=None) -> torch.Tensor:
         y = augmix(y, cfg.policy_magnitude, generator=generator)
     if cfg.color_jitter:
         y = color_jitter(y, cfg.color_jitter, generator)
+    if getattr(cfg, "grayscale", 0.0):
+        y = random_grayscale(y, cfg.grayscale, generator)
     return y.round_().clamp_(0, 255).to(dtype) if not dtype.is_floating_point else y.to(dtype)
 
 
 __all__ = ["POLICIES", "OPS", "apply_op", "randaugment", "trivialaugment", "augmix", "resized_crop", "color_jitter",
+           "random_grayscale",
            "apply_policies"]

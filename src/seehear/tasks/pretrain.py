@@ -3,7 +3,8 @@ so the result is an ordinary run folder that labelled runs start from with `seeh
 
 Images: SimCLR (engine/simclr.py), or BYOL or DINO (engine/ema_ssl.py: an EMA teacher, no negatives; the teacher
 and the extra heads are in the checkpoint, for resume, not in the run's model). The run's "classes" are the
-PROJECTION_DIM outputs of the projection (the backbone's last Linear); a labelled run started from it gets a new head.
+PROJECTION_DIM outputs of the backbone's last Linear (SimCLR's head adds layers after it in the checkpoint only); a
+labelled run started from it gets a new head.
 If the folder happens to have class subfolders, their labels are used only by the kNN monitor (metrics.json
 valid.knn_accuracy), never for training.
 
