@@ -218,7 +218,8 @@ def random_grayscale(x, p: float, generator=None):
 
 
 def apply_policies(x: torch.Tensor, cfg, generator=None) -> torch.Tensor:
-    """The image policies switched on in cfg (AugmentConfig): resized crop, then the policy, then colour jitter."""
+    """The image policies switched on in cfg (AugmentConfig): resized crop, then the policy, then colour jitter, then
+    random greyscale."""
     if len(x) == 0 or (cfg.policy == "none" and not cfg.resized_crop and not cfg.color_jitter
                        and not getattr(cfg, "grayscale", 0.0)):
         return x
