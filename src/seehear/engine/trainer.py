@@ -24,6 +24,7 @@ from seehear.engine.classify import ClassifyModule
 from seehear.engine.imbalance import GROUP_SAMPLERS, class_weights, sample_weights
 from seehear.engine.loaders import Batches, Prefetch
 from seehear.errors import ConfigError
+from seehear.features.policies import policies_on
 from seehear.models.recognizer import Recognizer
 
 
@@ -182,9 +183,7 @@ def fit(model: Recognizer, cfg: RunConfig, train: tuple[torch.Tensor, torch.Tens
     # The image policies (augment.policy, resized crops, colour jitter) are many small ops: inline, each one waited on
     # the other cores' threads of a busy machine (data-wait share 24-42% on CIFAR, bench/results/
     # augment-cifar10-subset.json before this), so with them on, images are prepared in the thread as well.
-    a = cfg.augment
-    policies = model.modality == "image" and (a.policy != "none" or bool(a.resized_crop) or bool(a.color_jitter)
-                                             or a.grayscale > 0)
+    policies = model.modality == "image" and policies_on(cfg.augment)
     if pick_device(cfg) == "cpu" and (model.modality == "audio" or policies):
         loader = Prefetch(loader, module.loader_augment, seed=t.seed)
         module.augment_in_loader = True

@@ -217,11 +217,15 @@ def random_grayscale(x, p: float, generator=None):
     return torch.where(grey[:, None, None, None], _gray(x).expand_as(x), x)
 
 
+def policies_on(cfg) -> bool:
+    """Whether cfg (AugmentConfig) switches on any of apply_policies' steps."""
+    return cfg.policy != "none" or bool(cfg.resized_crop) or bool(cfg.color_jitter) or cfg.grayscale > 0
+
+
 def apply_policies(x: torch.Tensor, cfg, generator=None) -> torch.Tensor:
     """The image policies switched on in cfg (AugmentConfig): resized crop, then the policy, then colour jitter, then
     random greyscale."""
-    if len(x) == 0 or (cfg.policy == "none" and not cfg.resized_crop and not cfg.color_jitter
-                       and not getattr(cfg, "grayscale", 0.0)):
+    if len(x) == 0 or not policies_on(cfg):
         return x
     dtype = x.dtype
     y = x.float()
@@ -235,11 +239,10 @@ def apply_policies(x: torch.Tensor, cfg, generator=None) -> torch.Tensor:
         y = augmix(y, cfg.policy_magnitude, generator=generator)
     if cfg.color_jitter:
         y = color_jitter(y, cfg.color_jitter, generator)
-    if getattr(cfg, "grayscale", 0.0):
+    if cfg.grayscale:
         y = random_grayscale(y, cfg.grayscale, generator)
     return y.round_().clamp_(0, 255).to(dtype) if not dtype.is_floating_point else y.to(dtype)
 
 
 __all__ = ["POLICIES", "OPS", "apply_op", "randaugment", "trivialaugment", "augmix", "resized_crop", "color_jitter",
-           "random_grayscale",
-           "apply_policies"]
+           "random_grayscale", "policies_on", "apply_policies"]
