@@ -14,6 +14,22 @@ def test_yaml_round_trip(tmp_path):
     assert back.augment.speed is None
 
 
+def test_a_run_saved_before_a_setting_keeps_its_old_behaviour(tmp_path):
+    """A pretraining run's config.yaml from before pretrain.projector existed resumes with the linear head its
+    checkpoint holds; a new run, and any file that states the setting, get what they say."""
+    import yaml
+
+    d = RunConfig(task="pretrain").to_dict()
+    assert d["pretrain"]["projector"] == "mlp"
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(d))
+    del d["pretrain"]["projector"]
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(d))
+    assert RunConfig.from_yaml(tmp_path / "old.yaml", complete=True).pretrain.projector == "linear"
+    assert RunConfig.from_yaml(tmp_path / "new.yaml", complete=True).pretrain.projector == "mlp"
+    # a user's settings file is not a saved run: what it leaves out takes today's default
+    assert RunConfig.from_yaml(tmp_path / "old.yaml").pretrain.projector == "mlp"
+
+
 @pytest.mark.parametrize("bad, words", [
     ({"train": {"lrr": 1}}, "train.lrr"),
     ({"train": {"epochs": "many"}}, "train.epochs"),

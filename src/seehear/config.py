@@ -273,6 +273,9 @@ class FusionConfig:
 # an older run is resumed, so a new section never makes an existing run look damaged.
 REQUIRED_SECTIONS = {"task", "modality", "data", "audio", "image", "augment", "model", "train", "transcribe",
                      "speakers"}
+# Settings whose default changed after runs had already saved config.yaml without them: such a file means the old
+# behaviour, so a resumed run continues the model its checkpoint holds (SimCLR's nonlinear head came later).
+PREDATED = {("pretrain", "projector"): "linear"}
 
 
 @dataclass
@@ -325,6 +328,10 @@ class RunConfig:
                               f"from meta.json's config, or start the run again")
         if not isinstance(d, dict):
             raise ConfigError(f"{p} must hold a mapping of settings (data:, train:, ...)")
+        if complete:
+            for (section, key), old in PREDATED.items():
+                if isinstance(d.get(section), dict) and key not in d[section]:
+                    d[section][key] = old
         return cls.from_dict(d)
 
     def override(self, assignments: list[str]) -> "RunConfig":

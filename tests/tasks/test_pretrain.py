@@ -78,6 +78,20 @@ def test_pretrain_run_starts_a_labelled_run(tmp_path, capsys):
     assert t["source_task"] == "pretrain" and t["head"] == "new" and r.meta["config"]["model"]["name"] == "small_cnn"
 
 
+def test_a_run_from_before_the_nonlinear_head_resumes(tmp_path):
+    """A pretraining run saved before pretrain.projector existed (linear head, no projector weights in its
+    checkpoint, no such line in its config.yaml) resumes under today's mlp default."""
+    data = make_shape_images(tmp_path / "pool", classes=2, per_class=12, size=16, seed=0)
+    out = tmp_path / "old"
+    assert main(["pretrain", str(data), "--out", str(out), "--epochs", "1", "--quiet", "--set",
+                 "pretrain.projector=linear", *sum((["--set", s] for s in FAST), [])]) == 0
+    cfg = (out / "config.yaml").read_text()
+    assert "projector: linear" in cfg
+    (out / "config.yaml").write_text(cfg.replace("  projector: linear\n", ""))
+    assert main(["pretrain", str(data), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert json.loads((out / "meta.json").read_text())["train"]["resumed"]
+
+
 def test_pretrain_refuses_too_few_and_unknown_methods(tmp_path, capsys):
     data = make_shape_images(tmp_path / "three", classes=3, per_class=1, size=16)
     with pytest.raises(DataError, match="has 3 image"):
