@@ -77,7 +77,13 @@ def test_fastnet_with_flip_tta_exports_and_quantizes_to_int8(shapes_dir, tmp_pat
     assert int8.stat().st_size < fp32.stat().st_size
     got = onnx_session(int8).run(None, {"input": x})[0]
     assert got.shape == ref.shape
-    assert np.abs(got - ref).max() < 0.25 * np.abs(ref).max(), "int8 logits stay close to fp32"
+    assert (got.argmax(1) == ref.argmax(1)).sum() >= 6, "int8 predictions agree with fp32"
+    # where u8s8 kernels saturate (x86 without VNNI) weights get 7 bits, twice the step: on an AVX2 host this
+    # 3-epoch model's logits moved by up to 42% of their largest value (1.0 / 20.6 with 8 bits), predictions unchanged
+    from seehear.deploy.cpu import int8_isa
+
+    tol = 0.5 if int8_isa()["saturates"] else 0.25
+    assert np.abs(got - ref).max() < tol * np.abs(ref).max(), "int8 logits stay close to fp32"
     ops = {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
 
