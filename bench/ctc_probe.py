@@ -49,6 +49,10 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "combo": ("a guess at the best mix: x8 + sentencepiece + sortagrad + warm-up 5% + intermediate CTC",
               ["model.subsample=8", *SPM, "train.sortagrad=true", "train.warmup_fraction=0.05",
                "train.inter_ctc_weight=0.3"]),
+    # speechocean762-asr --mitigate (2026-12-07) hinted that batches cut anew each epoch beat fixed ones; the training
+    # speakers have about equal shares, so group-balanced by speaker is a near-uniform redraw
+    "redraw": ("batches drawn with replacement and cut anew each epoch (group_balanced by speaker, near-equal weights)",
+               ["train.sampler=group_balanced"]),
     # not about the plateau but about the held-out voices these strings are spoken in (4 training speakers)
     "vtlp": ("vocal-tract-length perturbation: each utterance's mel filterbank warped by 0.85-1.15",
              ["augment.vtlp=[0.85,1.15]"]),
