@@ -21,6 +21,7 @@ within an hour on 2 cores (estimated from the peer's measured speed and seehear'
     .venv/bin/python bench/speechocean762_asr.py                    # → bench/results/speechocean762-asr.json
     .venv/bin/python bench/speechocean762_asr.py --smoke            # plumbing check, ~3 min → ...-smoke.json
     .venv/bin/python bench/speechocean762_asr.py --budget 600 --peer-limit 0 --set train.lr=0.002   (dev runs)
+    .venv/bin/python bench/speechocean762_asr.py --tag redrawn --set train.batches=redrawn   (a variant, beside the baseline)
     .venv/bin/python bench/speechocean762_asr.py --mitigate         # → bench/results/speechocean762-asr-mitigated.json
 """
 from __future__ import annotations
@@ -242,14 +243,17 @@ def main(argv=None) -> None:
     ap.add_argument("--mitigate", action="store_true",
                     help="train with group-balanced sampling by age group (child <= 15 / adult) → -mitigated.json, "
                          "compared with the baseline's result file when there")
+    ap.add_argument("--tag", default="", help="a variant's name: results in speechocean762-asr-TAG.json, its run in "
+                    "runs/TAG, compared with the baseline's result file (e.g. --tag redrawn --set train.batches=redrawn)")
     ap.add_argument("--reuse-run", action="store_true",
                     help="measure the model the previous run of this benchmark trained (after a change to "
                          "transcription only); its training figures are carried over")
     args = ap.parse_args(argv)
 
     train, test = read_kaldi(need(CORPUS / "train")), read_kaldi(need(CORPUS / "test"))
-    name = "speechocean762-asr" + ("-mitigated" if args.mitigate else "")
-    baseline_file = RESULTS / f"{name.removesuffix('-mitigated')}{'-smoke' if args.smoke else ''}.json"
+    variant = "-".join(v for v in ("mitigated" if args.mitigate else "", args.tag) if v)
+    name = "speechocean762-asr" + (f"-{variant}" if variant else "")
+    baseline_file = RESULTS / f"speechocean762-asr{'-smoke' if args.smoke else ''}.json"
     if args.smoke:
         name += "-smoke"
         train, test = [train[i] for i in spread(len(train), 200)], [test[i] for i in spread(len(test), 20)]
@@ -272,7 +276,7 @@ def main(argv=None) -> None:
                              "test_speakers": len({r["speaker"] for r in test}), "kaldi_dirs": str(data),
                              "credit": "speechocean762, CC BY 4.0 (OpenSLR SLR101), Zhang et al. 2021"}
         print(f"== training seehear (budget {args.budget:.0f} s)", file=sys.stderr, flush=True)
-        run_dir = work / "runs" / ("mitigated" if args.mitigate else "default")
+        run_dir = work / "runs" / (variant or "default")
         extra = [*FAIRNESS, *(MITIGATION if args.mitigate else []), *args.set]
         prev = RESULTS / f"{name}.json"
         if args.reuse_run and (run_dir / "model.safetensors").is_file() and prev.is_file():
@@ -292,7 +296,7 @@ def main(argv=None) -> None:
         _, ours = evaluate(b, run_dir, test, spread(len(test), args.peer_limit) if args.peer_limit else [],
                            spread(len(test), args.rtf_utts), group=age_group)
         b.goal("wer", GOAL_WER, ours["wer"], higher_is_better=False)
-        if args.mitigate:
+        if variant:
             if baseline_file.is_file():
                 b.figures["versus_baseline"] = versus_baseline(json.loads(baseline_file.read_text()), ours)
                 print(b.figures["versus_baseline"], file=sys.stderr, flush=True)

@@ -177,6 +177,10 @@ class TrainConfig:
     # transcription (CTC) only:
     inter_ctc_weight: float = 0.0  # intermediate CTC (Lee & Watanabe 2021) from the middle block; Conformer/Transformer
     sortagrad: bool = False  # the first epoch's batches shortest first (Amodei et al. 2016), shuffled after
+    # fixed: the length-sorted rows are cut into batches once, and only the batches' order is shuffled each epoch;
+    # redrawn: each epoch draws its rows anew, with replacement (uniformly, or by train.sampler=group_balanced's
+    # weights, which always redraw), and cuts as many length-sorted batches from them (engine/ctc.LengthBatches)
+    batches: Literal["fixed", "redrawn"] = "fixed"
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Batches hold recordings of similar length (sorted, then cut into batches of at most `max_samples` padded samples)
 so little compute goes to padding; the batch order is reshuffled each epoch from (seed, epoch), except with
 train.sortagrad, where the first epoch goes shortest batch first. With sampling weights (train.sampler=
-group_balanced) each epoch first draws its recordings, with replacement, then batches them the same way.
+group_balanced, or equal ones with train.batches=redrawn) each epoch first draws its recordings, with replacement,
+then batches them the same way, so the batches differ from epoch to epoch.
 Schedule, optimiser, time budget and resume come from TrainModule (engine/base_module.py). With
 train.inter_ctc_weight w the loss is (1 - w) CTC(last block) + w CTC(middle block) (intermediate CTC, Lee & Watanabe
 2021); engine/plateau.py records when the greedy output of the training batches stops being empty

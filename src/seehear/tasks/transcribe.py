@@ -120,10 +120,9 @@ class Transcribe(Task):
         waves, part, records = p.state["waves"], p.state["part"], p.state["records"]
         targets = [p.state["units"].encode(records[k].transcript) for k in waves.keep]
         bs = batch_size_for(len(part["train"]), cfg.train.batch_size, floor=4)
-        g = p.state.get("train_groups")  # group_balanced: 1 / group count per utterance, drawn anew each epoch
-        weights = None if g is None else sample_weights(torch.zeros_like(g), 1, "group_balanced", g)
         loader = LengthBatches(waves, part["train"], targets, bs, shuffle=True, seed=cfg.train.seed,
-                               sortagrad=cfg.train.sortagrad, sample_weights=weights)
+                               sortagrad=cfg.train.sortagrad,
+                               sample_weights=draw_weights(cfg, p.state.get("train_groups"), len(part["train"])))
         val = LengthBatches(waves, part["valid"], targets, bs, shuffle=False) if part.get("valid") else None
         module = CTCModule(p.model, cfg, steps_per_epoch=len(loader))
         info = fit_module(module, cfg, loader, val, out, resume=resume, progress=progress, monitor="val_uer",
@@ -169,6 +168,14 @@ class Transcribe(Task):
 
 
 TASK = Transcribe()
+
+
+def draw_weights(cfg: RunConfig, groups: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """Each training utterance's weight in the draw that redraws the batches every epoch; None keeps the batches
+    fixed. group_balanced: 1 / the utterance's group count; train.batches=redrawn alone: equal weights."""
+    if groups is not None:
+        return sample_weights(torch.zeros_like(groups), 1, "group_balanced", groups)
+    return torch.ones(n, dtype=torch.double) if cfg.train.batches == "redrawn" else None
 
 
 def _check_sampler(cfg: RunConfig) -> None:
