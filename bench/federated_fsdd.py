@@ -11,8 +11,9 @@ local epochs: each round every client makes `local_epochs` passes over its own d
          model: fastnet's whitening needs the union of the images) with one SGD setting for every side (below);
          fedavg, fedprox (mu 0.01), fedavgm (server momentum 0.9). Goal best_strategy_vs_central >= 0.85.
 
-    .venv/bin/python bench/federated_fsdd.py                # both parts, ~1 h → federated-fsdd.json
-    .venv/bin/python bench/federated_fsdd.py --part fsdd --rounds 30
+    .venv/bin/python bench/federated_fsdd.py                # both parts, ~1 h → federated.json
+    .venv/bin/python bench/federated_fsdd.py --part fsdd    # ~7 min → federated-fsdd.json
+    .venv/bin/python bench/federated_fsdd.py --part cifar   # ~40 min → federated-cifar10.json
     .venv/bin/python bench/federated_fsdd.py --limit small  # both parts on a few files, 2 rounds (~2 min) → /tmp
 Full run time (2 cores): fsdd 45 rounds (~5 min) + central (~1.5 min); cifar 3 strategies x 40 rounds over 5,000
 images (~10 min each) + central (~3 min): about 45 min in all (estimated from the smoke run's per-round times; the
@@ -132,8 +133,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     small = args.limit == "small"
     work = WORK / "federated" / ("small" if small else "full")
-    with Bench("federated-fsdd-small" if small else "federated-fsdd", results=WORK / "results" if small else None) \
-            as b:
+    # each part alone writes its own file (federated-fsdd.json, federated-cifar10.json); both: federated.json
+    name = {"fsdd": "federated-fsdd", "cifar": "federated-cifar10", "all": "federated"}[args.part]
+    with Bench(f"{name}-small" if small else name, results=WORK / "results" if small else None) as b:
         if args.part in ("fsdd", "all"):
             rounds = SMALL["rounds"] if small else args.rounds or FSDD_ROUNDS
             man = fsdd_manifest(small)

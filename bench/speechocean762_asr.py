@@ -301,7 +301,8 @@ def main(argv=None) -> None:
                 b.figures["versus_baseline"] = versus_baseline(json.loads(baseline_file.read_text()), ours)
                 print(b.figures["versus_baseline"], file=sys.stderr, flush=True)
             else:
-                b.notes.append(f"no baseline result ({baseline_file}) to compare with: run without --mitigate too")
+                b.notes.append(f"no baseline result ({baseline_file}) to compare with: run the baseline (without "
+                               f"--mitigate or --tag) too")
         rtf = ours["transcribe_1_thread"]["rtf"]
         if rtf is not None:
             b.goal("rtf_one_core", GOAL_RTF, rtf, higher_is_better=False)

@@ -19,6 +19,7 @@ default's), met when > 0 (so: a gain on every data set; the mean is a figure); t
 where TPE's best trial tests at least as well as random search's (>= 2 of 3).
 
     .venv/bin/python bench/tune_bench.py          # 3 data sets x (2 studies x 30 min + default) ≈ 3.3 h → tune.json
+    .venv/bin/python bench/tune_bench.py --datasets fsdd      # one data set (~65 min) → tune-fsdd.json
     .venv/bin/python bench/tune_bench.py --datasets fsdd --budget 10m
     .venv/bin/python bench/tune_bench.py --limit small  # FSDD only, 3 takes per digit, 30 s studies (~2 min) → /tmp
 Full run time: at most 3 x (2 x budget + the default run) + decoding; with the 30 min default about 3.3 h.
@@ -121,7 +122,9 @@ def main(argv=None) -> None:
     budget = SMALL["budget"] if small else args.budget
     trial_budget = SMALL["trial_budget"] if small else budget / TRIALS_PER_BUDGET
     default_budget = SMALL["default_budget"] if small else budget
-    with Bench("tune-small" if small else "tune", results=WORK / "results" if small else None) as b:
+    # a subset of the data sets (3.3 h do not fit every session) writes its own file: tune-fsdd.json, ...
+    name = "tune-small" if small else "tune" if set(which) == set(DATASETS) else "tune-" + "-".join(which)
+    with Bench(name, results=WORK / "results" if small else None) as b:
         b.figures.update({"budget_seconds": budget, "trial_budget_seconds": trial_budget, "pruner": "median",
                           "sampler_seed": 0, "overrides": THREADS, "measure": "best trial's own test accuracy "
                           "(chosen by validation accuracy, trained within its trial budget; not retrained)",
@@ -151,8 +154,14 @@ def main(argv=None) -> None:
             b.goal("tpe_gain_over_default", 0.0, min(gains))  # the worst data set's gain
             b.goals["tpe_gain_over_default"]["met"] = min(gains) > 0  # strictly: a tie with the default is no gain
             b.figures["tpe_gain_over_default_mean"] = round(sum(gains) / len(gains), 4)
-        b.goal("tpe_ge_random_count", min(2, len(which)),
-               sum(bool(f["tpe_ge_random"]) for f in b.figures["data"].values()))
+        count = sum(bool(f["tpe_ge_random"]) for f in b.figures["data"].values())
+        if set(which) == set(DATASETS) or small:
+            b.goal("tpe_ge_random_count", min(2, len(which)), count)
+        else:  # the goal counts over all three data sets: a subset's files are added up, not judged alone
+            b.figures["tpe_ge_random_count"] = count
+            b.notes.append(f"data sets {', '.join(which)} only: tpe_gain_over_default is this file's worst data "
+                           f"set; the goal tpe_ge_random_count (>= 2 of {', '.join(DATASETS)}) adds up the "
+                           f"tpe_ge_random of every data set's file")
         if small:
             b.notes.append("--limit small: a plumbing check (FSDD, 3 takes per digit and speaker, 30 s studies of "
                            "10 s trials), not a result")
