@@ -30,6 +30,20 @@ def test_a_run_saved_before_a_setting_keeps_its_old_behaviour(tmp_path):
     assert RunConfig.from_yaml(tmp_path / "old.yaml").pretrain.projector == "mlp"
 
 
+def test_transcription_recipes_redraw_batches_and_an_older_run_keeps_them_fixed(tmp_path):
+    """The asr recipes redraw their batches every epoch; a transcription run saved before train.batches existed
+    resumes with the fixed batches it began with."""
+    import yaml
+
+    for name in ("asr", "asr-stream"):
+        assert resolve(name).train.batches == "redrawn"
+    assert RunConfig().train.batches == "fixed"  # classification and the rest do not use it
+    d = resolve("asr").to_dict()
+    del d["train"]["batches"]
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(d))
+    assert RunConfig.from_yaml(tmp_path / "old.yaml", complete=True).train.batches == "fixed"
+
+
 @pytest.mark.parametrize("bad, words", [
     ({"train": {"lrr": 1}}, "train.lrr"),
     ({"train": {"epochs": "many"}}, "train.epochs"),
