@@ -278,9 +278,8 @@ class FusionConfig:
 REQUIRED_SECTIONS = {"task", "modality", "data", "audio", "image", "augment", "model", "train", "transcribe",
                      "speakers"}
 # Settings whose default changed after runs had already saved config.yaml without them: such a file means the old
-# behaviour, so a resumed run continues the model its checkpoint holds (SimCLR's nonlinear head came later) and
-# the data order it began with (transcription's batches redrawn every epoch came later).
-PREDATED = {("pretrain", "projector"): "linear", ("train", "batches"): "fixed"}
+# behaviour, so a resumed run continues the model its checkpoint holds (SimCLR's nonlinear head came later).
+PREDATED = {("pretrain", "projector"): "linear"}
 
 
 @dataclass
