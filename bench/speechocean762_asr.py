@@ -21,7 +21,8 @@ within an hour on 2 cores (estimated from the peer's measured speed and seehear'
     .venv/bin/python bench/speechocean762_asr.py                    # → bench/results/speechocean762-asr.json
     .venv/bin/python bench/speechocean762_asr.py --smoke            # plumbing check, ~3 min → ...-smoke.json
     .venv/bin/python bench/speechocean762_asr.py --budget 600 --peer-limit 0 --set train.lr=0.002   (dev runs)
-    .venv/bin/python bench/speechocean762_asr.py --tag redrawn --set train.batches=redrawn   (a variant, beside the baseline)
+    .venv/bin/python bench/speechocean762_asr.py --tag redrawn --set train.batches=redrawn   (a variant → ...-redrawn.json)
+    .venv/bin/python bench/speechocean762_asr.py --mitigate --tag seed1 --set train.seed=1   (→ ...-mitigated-seed1.json)
     .venv/bin/python bench/speechocean762_asr.py --mitigate         # → bench/results/speechocean762-asr-mitigated.json
 """
 from __future__ import annotations
