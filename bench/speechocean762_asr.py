@@ -20,9 +20,9 @@ within an hour on 2 cores (estimated from the peer's measured speed and seehear'
 
     .venv/bin/python bench/speechocean762_asr.py                    # → bench/results/speechocean762-asr.json
     .venv/bin/python bench/speechocean762_asr.py --smoke            # plumbing check, ~3 min → ...-smoke.json
-    .venv/bin/python bench/speechocean762_asr.py --budget 600 --peer-limit 0 --set train.lr=0.002   (dev runs)
-    .venv/bin/python bench/speechocean762_asr.py --tag redrawn --set train.batches=redrawn   (a variant → ...-redrawn.json)
-    .venv/bin/python bench/speechocean762_asr.py --mitigate --tag seed1 --set train.seed=1   (→ ...-mitigated-seed1.json)
+    .venv/bin/python bench/speechocean762_asr.py --budget 600 --peer-limit 0 --set train.lr=0.002  (dev runs)
+    .venv/bin/python bench/speechocean762_asr.py --tag redrawn --set train.batches=redrawn  # → ...-redrawn.json
+    .venv/bin/python bench/speechocean762_asr.py --mitigate --tag seed1 --set train.seed=1  # ...-mitigated-seed1
     .venv/bin/python bench/speechocean762_asr.py --mitigate         # → bench/results/speechocean762-asr-mitigated.json
 """
 from __future__ import annotations
@@ -244,8 +244,9 @@ def main(argv=None) -> None:
     ap.add_argument("--mitigate", action="store_true",
                     help="train with group-balanced sampling by age group (child <= 15 / adult) → -mitigated.json, "
                          "compared with the baseline's result file when there")
-    ap.add_argument("--tag", default="", help="a variant's name: results in speechocean762-asr-TAG.json, its run in "
-                    "runs/TAG, compared with the baseline's result file (e.g. --tag redrawn --set train.batches=redrawn)")
+    ap.add_argument("--tag", default="", help="a variant's name: results in speechocean762-asr-TAG.json, its run "
+                    "in runs/TAG, compared with the baseline's result file (e.g. --tag redrawn --set "
+                    "train.batches=redrawn)")
     ap.add_argument("--reuse-run", action="store_true",
                     help="measure the model the previous run of this benchmark trained (after a change to "
                          "transcription only); its training figures are carried over")
