@@ -53,6 +53,9 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     # speakers have about equal shares, so group-balanced by speaker is a near-uniform redraw
     "redraw": ("batches drawn with replacement and cut anew each epoch (group_balanced by speaker, near-equal weights)",
                ["train.sampler=group_balanced"]),
+    # the baseline again with other seeds (initialisation, batch order, validation carve): the spread one seed has
+    "baseline_seed1": ("the baseline with train.seed=1", ["train.seed=1"]),
+    "baseline_seed2": ("the baseline with train.seed=2", ["train.seed=2"]),
     # not about the plateau but about the held-out voices these strings are spoken in (4 training speakers)
     "vtlp": ("vocal-tract-length perturbation: each utterance's mel filterbank warped by 0.85-1.15",
              ["augment.vtlp=[0.85,1.15]"]),
