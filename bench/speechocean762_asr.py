@@ -212,8 +212,10 @@ def fairness(rows: list[dict], hyps: list[str]) -> dict:
 
 
 def versus_baseline(baseline: dict, ours: dict) -> dict:
-    """The mitigated run beside the baseline's result file: mean WER and the child - adult WER gap, each before and
-    after (the baseline's per_group figures by age group exist in its older results too)."""
+    """A variant (the mitigated run, or any --tag) beside the baseline's result file: mean WER and CER and the
+    child - adult WER gap, each before and after (the baseline's per_group figures by age group exist in its older
+    results too). The variant's keys say `mitigated_` for every variant, as the first result files have them; CER
+    shows whether a WER change is the acoustic model's or only the decoder weights'."""
     def gap(fig):
         per = fig.get("per_group") or {}
         child = next((v["wer"] for g, v in per.items() if g.startswith("child")), None)
@@ -222,6 +224,7 @@ def versus_baseline(baseline: dict, ours: dict) -> dict:
 
     base = baseline.get("figures", {}).get("seehear", {})
     out = {"baseline_commit": baseline.get("commit"), "baseline_wer": base.get("wer"), "mitigated_wer": ours["wer"],
+           "baseline_cer": base.get("cer"), "mitigated_cer": ours.get("cer"),
            "baseline_child_minus_adult_wer": gap(base), "mitigated_child_minus_adult_wer": gap(ours)}
     if out["baseline_child_minus_adult_wer"] is not None and out["mitigated_child_minus_adult_wer"] is not None:
         b, m = out["baseline_child_minus_adult_wer"], out["mitigated_child_minus_adult_wer"]

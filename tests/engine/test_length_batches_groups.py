@@ -93,19 +93,10 @@ def test_validation_batches_ignore_weights():
         LengthBatches(*args, shuffle=False).epoch_batches(0)
 
 
-def test_redrawn_batches_with_equal_weights_change_every_epoch_and_follow_the_config():
-    """train.batches=redrawn (tasks/transcribe.draw_weights): equal weights, so both groups are drawn at their own
-    share, and every epoch cuts new batches from a new draw; fixed (the default) keeps None, the fixed batches."""
-    from seehear.config import RunConfig
-    from seehear.tasks.transcribe import draw_weights
-
-    cfg = RunConfig()
-    assert cfg.train.batches == "fixed" and draw_weights(cfg, None, N_A + N_B) is None
-    cfg.train.batches = "redrawn"
-    w = draw_weights(cfg, None, N_A + N_B)
-    assert w.shape == (N_A + N_B,) and bool((w == w[0]).all())
-    balanced = draw_weights(cfg, GROUPS, N_A + N_B)  # a group sampler's weights win over equal ones
-    assert balanced[-1] / balanced[0] == N_A / N_B
+def test_equal_weights_redraw_the_batches_every_epoch():
+    """train.batches=redrawn passes equal weights (tasks/transcribe.draw_weights): both groups are drawn at their own
+    share, and every epoch cuts new batches from a new draw."""
+    w = torch.ones(N_A + N_B, dtype=torch.double)
     lb = LengthBatches(FakeWaves(LENGTHS), list(range(N_A + N_B)), [[1, 2]] * (N_A + N_B), 8, shuffle=True,
                        seed=0, sample_weights=w)
     epochs = [lb.epoch_batches(e) for e in range(3)]

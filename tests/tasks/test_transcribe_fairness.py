@@ -66,3 +66,21 @@ def test_a_fairness_column_no_record_has_is_one_line(voices, tmp_path, capsys):
                  "--set", "transcribe.fairness_by=accent"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "transcribe.fairness_by 'accent'" in err and "gender" in err, err
+
+
+def test_draw_weights_follow_train_batches_and_the_group_sampler():
+    """The weights transcription hands LengthBatches: None (fixed batches) by default, equal ones with
+    train.batches=redrawn, 1 / group count whenever the group sampler gave groups (they always redraw)."""
+    import torch
+
+    from seehear.config import RunConfig
+    from seehear.tasks.transcribe import draw_weights
+
+    groups = torch.tensor([0] * 9 + [1])
+    cfg = RunConfig()
+    assert cfg.train.batches == "fixed" and draw_weights(cfg, None, 10) is None
+    assert draw_weights(cfg, groups, 10)[-1] / draw_weights(cfg, groups, 10)[0] == 9
+    cfg = cfg.override(["train.batches=redrawn"])
+    w = draw_weights(cfg, None, 10)
+    assert w.shape == (10,) and bool((w == w[0]).all())
+    assert draw_weights(cfg, groups, 10)[-1] / draw_weights(cfg, groups, 10)[0] == 9  # the groups' weights win
