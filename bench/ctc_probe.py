@@ -10,9 +10,12 @@ the whole test split at the end (decoder settings untuned, the same for all).
 
     .venv/bin/python bench/ctc_probe.py                          # all configs, 300 s each → bench/results/probes/
     .venv/bin/python bench/ctc_probe.py --only sub8_spm --only baseline --budget 120
+    .venv/bin/python bench/ctc_probe.py --only baseline --only interctc --seeds 3 --budget 120   # 3 seeds each
     .venv/bin/python bench/ctc_probe.py --limit small --only baseline --budget 8 --out /tmp/ctc-smoke   # plumbing
 
-Writes ctc-NAME.json per config and ctc-summary.json (every config found in the output folder, best first).
+Writes ctc-NAME.json per config (train.seed 0) and ctc-NAME-seedS.json for the other seeds of --seeds, and
+ctc-summary.json: every run found in the output folder, best first, and per config the mean, lowest and highest
+over its seeds (one seed's spread on these strings is ~17 WER points at 120 s: rank configs by several).
 """
 from __future__ import annotations
 
@@ -132,14 +135,20 @@ def curve_callback(run_dir: Path, waves, refs: list[str], every: float):
     return Curve()
 
 
-def run_config(name: str, root: Path, work: Path, args, waves, refs) -> dict:
+def run_name(name: str, seed: int) -> str:
+    """A config's run (and result file) name: seed 0 keeps the plain name the earlier probes wrote."""
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def run_config(name: str, root: Path, work: Path, args, waves, refs, seed: int = 0) -> dict:
     import seehear
     from seehear.engine.trainer import extra_callbacks
 
     what, extra = CONFIGS[name]
-    run_dir = work / "runs" / name
+    run_dir = work / "runs" / run_name(name, seed)
+    # the seed goes first, so a config that names its own train.seed (baseline_seed1) keeps it
     overrides = ["task=transcribe", f"train.time_budget={args.budget}", f"train.threads={args.threads}",
-                 "transcribe.tune_decoding=false", *extra, *args.set]
+                 "transcribe.tune_decoding=false", *([f"train.seed={seed}"] if seed else []), *extra, *args.set]
     curve = curve_callback(run_dir, waves, refs, every=args.budget / args.points)
     print(f"== {name}: {what} ({args.budget:.0f} s)", file=sys.stderr, flush=True)
     t0 = time.time()
@@ -148,7 +157,9 @@ def run_config(name: str, root: Path, work: Path, args, waves, refs) -> dict:
     tr = res.meta.get("train", {})
     ctc = tr.get("ctc") or {}
     steps, secs = tr.get("steps") or 0, tr.get("train_seconds") or 0.0
-    return {"config": name, "what": what, "overrides": overrides, "run_dir": str(run_dir),
+    # the seed the run trained with: the last train.seed override wins (baseline_seed1 names its own)
+    used = int(next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("train.seed=")), 0))
+    return {"config": name, "train_seed": used, "what": what, "overrides": overrides, "run_dir": str(run_dir),
             "train": {k: tr.get(k) for k in ("steps", "train_seconds", "epochs_run", "stopped_early",
                                               "data_wait_share", "batch_size", "precision", "threads")},
             "steps_per_second": round(steps / secs, 3) if secs else None,
@@ -169,6 +180,28 @@ def write(path: Path, doc: dict) -> None:
     write_json(path, doc)
 
 
+def spread(values: list) -> dict | None:
+    """Mean, lowest and highest of the values that exist (a run that never left the plateau has no end time)."""
+    got = [v for v in values if v is not None]
+    if not got:
+        return None
+    return {"mean": round(sum(got) / len(got), 4), "min": min(got), "max": max(got), "n": len(got)}
+
+
+def by_config(rows: list[dict]) -> list[dict]:
+    """Each config over its seeds: how many seeds ran, how many left the plateau, and the spread of the figures."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["config"], []).append(r)
+    out = [{"config": name, "seeds": sorted(r["train_seed"] for r in rs),
+            "left_plateau": sum(r["plateau_end_seconds"] is not None for r in rs),
+            "plateau_end_seconds": spread([r["plateau_end_seconds"] for r in rs]),
+            "final_wer": spread([r["final_wer"] for r in rs])} for name, rs in groups.items()]
+    never = float("inf")
+    out.sort(key=lambda g: g["final_wer"]["mean"] if g["final_wer"] else never)
+    return out
+
+
 def summary(out: Path, header: dict) -> dict:
     rows = []
     for f in sorted(out.glob("ctc-*.json")):
@@ -176,7 +209,8 @@ def summary(out: Path, header: dict) -> dict:
             continue
         d = json.loads(f.read_text())
         r, p = d["result"], d["result"]["plateau"]
-        rows.append({"config": r["config"], "budget_s": d["budget_s"], "limit": d["limit"],
+        rows.append({"config": r["config"], "train_seed": r.get("train_seed", 0),  # files before --seeds: seed 0
+                     "budget_s": d["budget_s"], "limit": d["limit"],
                      "plateau_end_step": p.get("plateau_end_step"), "plateau_end_seconds": p.get("plateau_end_seconds"),
                      "steps_per_second": r["steps_per_second"],
                      "greedy_wer_curve": [[q["train_seconds"], q["greedy_wer"]] for q in r["learning_curve"]],
@@ -186,7 +220,8 @@ def summary(out: Path, header: dict) -> dict:
     never = float("inf")
     rows.sort(key=lambda r: (r["plateau_end_seconds"] if r["plateau_end_seconds"] is not None else never,
                              r["final_wer"] if r["final_wer"] is not None else never))
-    return {**header, "order": "plateau end (training seconds), then final WER", "configs": rows}
+    return {**header, "order": "plateau end (training seconds), then final WER", "configs": rows,
+            "by_config": by_config(rows), "by_config_order": "mean final WER over the seeds"}
 
 
 def main(argv=None) -> None:
@@ -198,7 +233,9 @@ def main(argv=None) -> None:
     ap.add_argument("--points", type=int, default=10, help="learning-curve points over the budget")
     ap.add_argument("--limit", choices=sorted(LIMITS), default="full",
                     help="small: 200 training / 20 test strings (plumbing check)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the data's seed (which strings are made)")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="train each config with train.seed 0..N-1 (initialisation, batch order; default 1)")
     ap.add_argument("--set", action="append", default=[], help="extra override for every config (dev)")
     ap.add_argument("--out", type=Path, default=None,
                     help="folder for ctc-*.json (default bench/results/probes; --limit small: under the work dir)")
@@ -217,17 +254,19 @@ def main(argv=None) -> None:
 
     header.update(machine=machine(), versions=versions())
     header["data"] = {**spec, **data_summary(root), "curve_strings": len(waves)}
-    for name in args.only or list(CONFIGS):
-        result = run_config(name, root, work, args, waves, refs)
-        write(out / f"ctc-{name}.json", {**header, "result": result})
-        p = result["plateau"]
-        print(f"== {name}: plateau ended at step {p.get('plateau_end_step')} ({p.get('plateau_end_seconds')} s), "
-              f"final WER {result['final'].get('wer')}, curve {[q['greedy_wer'] for q in result['learning_curve']]}",
-              file=sys.stderr, flush=True)
+    for seed in range(args.seeds):  # every config once before any config's next seed: a cut-short run still ranks
+        for name in args.only or list(CONFIGS):
+            result = run_config(name, root, work, args, waves, refs, seed)
+            write(out / f"ctc-{run_name(name, seed)}.json", {**header, "result": result})
+            p = result["plateau"]
+            print(f"== {run_name(name, seed)}: plateau ended at step {p.get('plateau_end_step')} ({p.get('plateau_end_seconds')} s), "
+                  f"final WER {result['final'].get('wer')}, "
+                  f"curve {[q['greedy_wer'] for q in result['learning_curve']]}", file=sys.stderr, flush=True)
     doc = summary(out, {k: v for k, v in header.items() if k not in ("budget_s",)})
     write(out / "ctc-summary.json", doc)
     print(json.dumps([{k: r[k] for k in ("config", "plateau_end_step", "plateau_end_seconds", "final_wer")}
                       for r in doc["configs"]], indent=1))
+    print(json.dumps(doc["by_config"], indent=1))
     print(f"written {out}/ctc-*.json")
 
 

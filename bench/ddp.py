@@ -17,8 +17,14 @@ Goals: final_accuracy_diff = |accuracy(2proc) - accuracy(1proc-2threads)| <= 0.0
 fit(1proc-2threads) / fit(2proc) >= 1.6, i.e. against one process given the same 2 cores (the honest comparison
 on this machine). speedup_vs_1thread = fit(1proc-1thread) / fit(2proc) is the scaling per core, reported beside.
 
+A second job, `--job cifar`, is compute-bound in the arithmetic sense too: the image recipe (fastnet, ~1.9 M
+weights, batch 256: 128 per process) on a CIFAR-10 subset (500 training / 100 test images a class), where each step
+is a few GFLOP of convolutions rather than Python between small ops. It shows how far the per-core scaling goes
+when the work per step is large (speedup_vs_1thread), and whether one process then uses its second thread as well.
+
     .venv/bin/python bench/ddp.py                   # 3 runs of 45 epochs, about 10 min in all → ddp.json
     .venv/bin/python bench/ddp.py --epochs 20
+    .venv/bin/python bench/ddp.py --job cifar       # 3 runs of 10 epochs on 5,000 images → ddp-cifar10.json
     .venv/bin/python bench/ddp.py --limit small     # 300 clips, 2 epochs (~2 min, plumbing) → /tmp
 """
 from __future__ import annotations
@@ -33,9 +39,11 @@ from pathlib import Path
 
 from common import ROOT, WORK, Bench, run_accuracy
 
-EPOCHS = 45  # the audio recipe's own epoch cap
-BATCH = 64  # the audio recipe's batch: 32 per process under DDP
-SMALL = {"takes": 5, "test_takes": {0}, "epochs": 2}
+# job → (epochs, global batch: each of 2 processes takes half, result file)
+JOBS = {"fsdd": (45, 64, "ddp"),  # the audio recipe's own epoch cap and batch
+        "cifar": (10, 256, "ddp-cifar10")}  # the image recipe's batch; 10 epochs of 5,000 images
+CIFAR_PER_CLASS = 500
+SMALL = {"takes": 5, "test_takes": {0}, "epochs": 2, "per_class": 20}
 RUNS = {  # name → (processes, torch threads per process)
     "1proc-2threads": (1, 2),
     "1proc-1thread": (1, 1),
@@ -43,10 +51,12 @@ RUNS = {  # name → (processes, torch threads per process)
 }
 
 
-def train(manifest: Path, out: Path, procs: int, threads: int, epochs: int) -> dict:
-    cmd = [sys.executable, "-m", "seehear", "train", str(manifest), "--out", str(out), "--overwrite", "--quiet",
-           "--epochs", str(epochs), "--set", "data.split_column=split", "--set", f"train.threads={threads}",
-           "--set", f"train.batch_size={BATCH // procs}", "--set", "train.seed=0"]
+def train(data: Path, out: Path, procs: int, threads: int, epochs: int, batch: int, extra: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "seehear", "train", str(data), "--out", str(out), "--overwrite", "--quiet",
+           "--epochs", str(epochs), "--set", f"train.threads={threads}", "--set", f"train.batch_size={batch // procs}",
+           "--set", "train.seed=0"]
+    for o in extra:
+        cmd += ["--set", o]
     if procs > 1:
         cmd += ["--devices", str(procs), "--strategy", "ddp"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads),
@@ -59,36 +69,55 @@ def train(manifest: Path, out: Path, procs: int, threads: int, epochs: int) -> d
         sys.exit(f"ddp: {' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
     meta = json.loads((out / "meta.json").read_text())
     t = meta["train"]
-    return {"processes": procs, "threads_per_process": threads, "batch_per_process": BATCH // procs,
-            "global_batch": BATCH, "test_accuracy": run_accuracy(out), "epochs": t["epochs_run"],
+    return {"processes": procs, "threads_per_process": threads, "batch_per_process": batch // procs,
+            "global_batch": batch, "test_accuracy": run_accuracy(out), "epochs": t["epochs_run"],
             "fit_seconds": t["wall_seconds"], "step_seconds": t.get("train_seconds"), "command_seconds": wall,
             "world_size": t.get("world_size", 1), "ranks_agree": t.get("ranks_agree"),
             "load_before": load}
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=EPOCHS)
-    ap.add_argument("--limit", choices=["small"], help="small: 300 clips, 2 epochs, written to /tmp (plumbing)")
-    args = ap.parse_args(argv)
+def job_data(job: str, small: bool) -> tuple[Path, str, str, list[str]]:
+    """The job's data (a manifest or a folder), its description, its recipe and the overrides it needs."""
+    if job == "cifar":
+        from cifar10 import extract, subset
+
+        extract()
+        per_class = SMALL["per_class"] if small else CIFAR_PER_CLASS
+        return (subset(per_class), f"CIFAR-10 subset, {per_class} training / {max(1, per_class // 5)} test images "
+                                   f"a class", "image-small (default: fastnet)", [])
     from fsdd import TEST_TAKES, recordings
     from peer import write_manifest
 
-    small = args.limit == "small"
     rows = recordings()
     if small:
         rows = [r for r in rows if r["take"] < SMALL["takes"]]
     test = SMALL["test_takes"] if small else TEST_TAKES
-    epochs = SMALL["epochs"] if small else args.epochs
     man = write_manifest(rows, lambda r: r["take"] in test, WORK / "ddp" / "fsdd.csv")
-    with Bench("ddp-small" if small else "ddp", results=WORK / "results" if small else None) as b:
-        b.figures.update({"data": f"FSDD usual split, {len(rows)} clips", "recipe": "audio-words (default)",
-                          "epochs": epochs, "global_batch": BATCH, "cores": os.cpu_count(), "runs": {}})
-        for name, (procs, threads) in RUNS.items():
-            print(f"== {name}: {procs} process(es) x {threads} thread(s), {epochs} epochs", file=sys.stderr,
+    return man, f"FSDD usual split, {len(rows)} clips", "audio-words (default)", ["data.split_column=split"]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--job", choices=sorted(JOBS), default="fsdd",
+                    help="fsdd: TC-ResNet8 on FSDD (→ ddp.json); cifar: fastnet on 5,000 CIFAR-10 images "
+                         "(→ ddp-cifar10.json)")
+    ap.add_argument("--epochs", type=int, help="default: fsdd 45, cifar 10")
+    ap.add_argument("--limit", choices=["small"], help="small: 300 clips (cifar: 200 images), 2 epochs, written "
+                                                       "to /tmp (plumbing)")
+    args = ap.parse_args(argv)
+    small = args.limit == "small"
+    default_epochs, batch, name = JOBS[args.job]
+    epochs = SMALL["epochs"] if small else (args.epochs or default_epochs)
+    data, what, recipe, extra = job_data(args.job, small)
+    with Bench(f"{name}-small" if small else name, results=WORK / "results" if small else None) as b:
+        b.figures.update({"data": what, "recipe": recipe, "epochs": epochs, "global_batch": batch,
+                          "cores": os.cpu_count(), "runs": {}})
+        for run, (procs, threads) in RUNS.items():
+            print(f"== {run}: {procs} process(es) x {threads} thread(s), {epochs} epochs", file=sys.stderr,
                   flush=True)
-            b.figures["runs"][name] = r = train(man, WORK / "ddp" / "runs" / name, procs, threads, epochs)
-            print(name, r, file=sys.stderr, flush=True)
+            b.figures["runs"][run] = r = train(data, WORK / "ddp" / args.job / "runs" / run, procs, threads, epochs,
+                                               batch, extra)
+            print(run, r, file=sys.stderr, flush=True)
         runs = b.figures["runs"]
         one, two, single = runs["1proc-2threads"], runs["2proc-ddp"], runs["1proc-1thread"]
         b.figures["speedup_vs_1thread"] = round(single["fit_seconds"] / two["fit_seconds"], 3)
@@ -111,7 +140,7 @@ def main(argv=None) -> None:
                            f"stalls at every parallel region whose second thread waits for a core, so the 2-thread "
                            f"baseline is hit hardest; compare quiet runs only")
         if small:
-            b.notes.append("--limit small: a plumbing check (300 clips, 2 epochs), not a result")
+            b.notes.append("--limit small: a plumbing check (a few hundred files, 2 epochs), not a result")
 
 
 if __name__ == "__main__":

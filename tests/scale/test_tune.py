@@ -150,6 +150,44 @@ def test_locked_study_and_storage(shapes, tmp_path):
         con.close()
 
 
+def test_trials_report_at_tenths_of_their_training(shapes, tmp_path):
+    # 5 epochs, no time limit reached: a report after each epoch, at 2/10, 4/10 ... of the trial's training
+    out = tmp_path / "tenths"
+    tune(shapes, out, budget=600, trials=1, space=SMALL, pruner="none",
+         overrides=["train.epochs=5", "train.threads=1", "data.workers=1"], progress=False)
+    t = json.loads((out / "study.json").read_text())["trials"][0]
+    assert t["state"] == "complete" and list(t["val_acc_by_tenth"]) == ["2", "4", "6", "8", "10"]
+    assert t["val_acc_by_tenth"]["10"] == pytest.approx(t["value"])
+
+
+def test_progress_steps_and_the_median_pruners_patience():
+    from seehear.scale.pruning import MEDIAN_STARTUP, MEDIAN_WARMUP, STEPS, make_pruner, progress_step
+
+    class Module:  # what the callback reads: the module's own share of training done
+        def __init__(self, p):
+            self.p = p
+
+        def progress(self):
+            return self.p
+
+    assert [progress_step(Module(p)) for p in (0.0, 0.09, 3 / 15, 0.55, 1.0, 1.2)] == [0, 0, 2, 5, STEPS, STEPS]
+    # the median pruner judges no trial until MEDIAN_STARTUP trials completed, nor any trial in its first tenths
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median"))
+    for _ in range(MEDIAN_STARTUP):
+        trial = study.ask()
+        trial.report(0.9, step=MEDIAN_WARMUP - 1)
+        trial.report(0.9, step=MEDIAN_WARMUP + 1)
+        trial.report(0.1, step=MEDIAN_WARMUP + 2)  # below the trials before it: not pruned while too few completed
+        assert not trial.should_prune()
+        study.tell(trial, 0.9)
+    early = study.ask()
+    early.report(0.1, step=MEDIAN_WARMUP - 1)
+    assert not early.should_prune()  # below the median there, but in its warm-up
+    late = study.ask()
+    late.report(0.1, step=MEDIAN_WARMUP + 1)
+    assert late.should_prune()  # below the completed trials' median at the same share of training
+
+
 def test_a_pruned_trial_stops_while_it_trains(shapes, tmp_path):
     # a pruner that prunes every trial at its first report: the trial must stop after one epoch of five
     out = tmp_path / "pruned"
@@ -158,7 +196,7 @@ def test_a_pruned_trial_stops_while_it_trains(shapes, tmp_path):
     assert r.trials == 1 and r.best_value is None and r.best_yaml is None
     study = json.loads((out / "study.json").read_text())
     t = study["trials"][0]
-    assert t["state"] == "pruned" and list(t["val_acc_per_epoch"]) == ["0"]
+    assert t["state"] == "pruned" and list(t["val_acc_by_tenth"]) == ["2"]  # epoch 1 of 5
     meta = json.loads((Path(t["run_dir"]) / "meta.json").read_text())
     assert meta["status"] == "pruned"
     epochs = {row.split(",")[0] for row in (Path(t["run_dir"]) / "logs" / "metrics.csv").read_text().splitlines()[1:]}

@@ -18,7 +18,7 @@ def _trial_row(t) -> dict:
     return {"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params,
             "settings": t.user_attrs.get("settings"), "run_dir": t.user_attrs.get("run_dir"),
             "test_accuracy": t.user_attrs.get("test_accuracy"), "retry_of": t.user_attrs.get("retry_of"),
-            "val_acc_per_epoch": {str(k): v for k, v in sorted(t.intermediate_values.items())},
+            "val_acc_by_tenth": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             "started": str(t.datetime_start) if t.datetime_start else None,
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_start and t.datetime_complete else None}
@@ -90,7 +90,7 @@ def _plot_history(trials, path: Path) -> None:
             xs.append(n), ys.append(best)
         ax.step(xs, ys, where="post", color="tab:red", label="best so far")
     if pruned:
-        ax.scatter(*zip(*pruned), marker="x", color="grey", label="pruned (last epoch seen)", zorder=3)
+        ax.scatter(*zip(*pruned), marker="x", color="grey", label="pruned (last report)", zorder=3)
     ax.set_xlabel("trial"), ax.set_ylabel("validation accuracy"), ax.set_title("optimisation history")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if done or pruned:

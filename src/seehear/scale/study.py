@@ -12,7 +12,7 @@ from pathlib import Path
 from seehear.errors import RunError
 
 STUDY_NAME = "seehear-tune"
-FORMAT = 1  # bump when what a study's trials mean changes; a study of another format is not resumed
+FORMAT = 2  # 2: trials report at tenths of their training, not epochs (scale/pruning.py). Bump when what a study's trials mean changes; a study of another format is not resumed
 
 
 class StudyError(RunError):

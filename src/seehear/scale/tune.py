@@ -2,11 +2,11 @@
 
 Every trial is an ordinary run folder (OUT/trials/NNN, trained by the task lifecycle with the trial's settings as
 its config), so any trial can be inspected, evaluated or exported like any run. Trials report validation accuracy
-per epoch, and a pruner (median, or Hyperband) stops the bad ones while they train. The study lives in SQLite
-(OUT/study.db unless --storage says otherwise): a killed study resumes where it stopped, the trial it was in the
-middle of tried again. The best settings are written as OUT/best.yaml, a config for `seehear train --config`.
-The objective is validation accuracy; the test split stays untouched by the search (each trial still reports its
-test metrics in its own folder).
+at each tenth of their training (scale/pruning.py), and a pruner (median, or Hyperband) stops the bad ones while
+they train. The study lives in SQLite (OUT/study.db unless --storage says otherwise): a killed study resumes where it
+stopped, the trial it was in the middle of tried again. The best settings are written as OUT/best.yaml, a config
+for `seehear train --config`. The objective is validation accuracy; the test split stays untouched by the search
+(each trial still reports its test metrics in its own folder).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import yaml
 from seehear.errors import ConfigError
 from seehear.recipes import deep_merge, user_settings
 from seehear.scale import space as sp
+from seehear.scale.pruning import ProgressPruning, make_pruner
 from seehear.scale.report import write_outputs
 from seehear.scale.study import FORMAT, StudyError, open_study, requeue_interrupted, storage_url, study_lock
 
@@ -62,14 +63,10 @@ def _pruner(name):
 
     if isinstance(name, optuna.pruners.BasePruner):  # from Python: any optuna pruner
         return name
-
-    if name == "median":  # a trial below the median of the others at the same epoch stops (after 2 trials, 1 epoch)
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ConfigError(f"unknown pruner {name!r}; use one of {', '.join(PRUNERS)}")
+    pruner = make_pruner(name)  # scale/pruning.py: median and Hyperband over tenths of each trial's training
+    if pruner is None:
+        raise ConfigError(f"unknown pruner {name!r}; use one of {', '.join(PRUNERS)}")
+    return pruner
 
 
 def nested_settings(assignments: Sequence[str]) -> dict:
@@ -157,15 +154,13 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
         done_states = (TrialState.COMPLETE, TrialState.PRUNED)
 
         def objective(trial):
-            import optuna_integration
-
             params = sp.suggest(trial, search)
             settings = sp.settings(params, search, base, source.modality)
             run_dir = out / "trials" / f"{trial.number:03d}"
             trial.set_user_attr("run_dir", str(run_dir))
             trial.set_user_attr("settings", settings)
             last = _LastValue("val_acc")
-            pruning = optuna_integration.PyTorchLightningPruningCallback(trial, monitor="val_acc")
+            pruning = ProgressPruning(trial, monitor="val_acc")
             try:
                 with extra_callbacks([last.callback, pruning]):
                     r = train_task(TASK, data, run_dir, config=deep_merge(trial_user, settings), overwrite=True,
