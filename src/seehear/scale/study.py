@@ -12,7 +12,9 @@ from pathlib import Path
 from seehear.errors import RunError
 
 STUDY_NAME = "seehear-tune"
-FORMAT = 2  # 2: trials report at tenths of their training, not epochs (scale/pruning.py). Bump when what a study's trials mean changes; a study of another format is not resumed
+# bump when what a study's trials mean changes; a study of another format is not resumed.
+# 2: trials report at tenths of their training, not at epochs (scale/pruning.py)
+FORMAT = 2
 
 
 class StudyError(RunError):
