@@ -259,7 +259,8 @@ def main(argv=None) -> None:
             result = run_config(name, root, work, args, waves, refs, seed)
             write(out / f"ctc-{run_name(name, seed)}.json", {**header, "result": result})
             p = result["plateau"]
-            print(f"== {run_name(name, seed)}: plateau ended at step {p.get('plateau_end_step')} ({p.get('plateau_end_seconds')} s), "
+            print(f"== {run_name(name, seed)}: plateau ended at step {p.get('plateau_end_step')} "
+                  f"({p.get('plateau_end_seconds')} s), "
                   f"final WER {result['final'].get('wer')}, "
                   f"curve {[q['greedy_wer'] for q in result['learning_curve']]}", file=sys.stderr, flush=True)
     doc = summary(out, {k: v for k, v in header.items() if k not in ("budget_s",)})

@@ -90,7 +90,7 @@ def spread(n: int, k: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
 
 
-def pretrain_seehear(rows: list[dict], out: Path, minutes: float, model: str, seed: int = 0) -> dict:
+def pretrain_seehear(rows: list[dict], out: Path, minutes: float, model: str) -> dict:
     """BEST-RQ pretraining for `minutes` on the audio of rows (links in one flat folder: the files alone, no
     transcripts) with encoder `model`; its figures."""
     from seehear.tasks.pretrain import pretrain
@@ -103,7 +103,7 @@ def pretrain_seehear(rows: list[dict], out: Path, minutes: float, model: str, se
             link.symlink_to(r["path"])
     t0 = time.time()
     res = pretrain(str(pool), str(out), time_budget=minutes * 60, epochs=PRETRAIN_EPOCH_CAP, overwrite=True,
-                   progress=False, overrides=["train.threads=2", f"model.name={model}", f"train.seed={seed}"])
+                   progress=False, overrides=["train.threads=2", f"model.name={model}"])
     tr = res.meta.get("train", {})
     return {"minutes": minutes, "model": model, "files": len(rows), "train_seconds": tr.get("train_seconds"),
             "epochs": tr.get("epochs_run"), "masked_accuracy": res.metrics.get("masked_accuracy"),

@@ -186,6 +186,8 @@ def test_progress_steps_and_the_median_pruners_patience():
     late = study.ask()
     late.report(0.1, step=MEDIAN_WARMUP + 1)
     assert late.should_prune()  # below the completed trials' median at the same share of training
+    with pytest.raises(ConfigError, match="unknown pruner"):
+        make_pruner("patient")
 
 
 def test_a_pruned_trial_stops_while_it_trains(shapes, tmp_path):

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 from optuna_integration import PyTorchLightningPruningCallback
 
+from seehear.errors import ConfigError
+
+PRUNERS = ("median", "hyperband", "none")
 STEPS = 10  # reports per trial: at each tenth of its training (step k = k/10 done)
 MEDIAN_STARTUP = 5  # complete trials before the median pruner prunes (optuna's default)
 MEDIAN_WARMUP = 2  # and never before a trial is 2/10 through: its warm-up (25% under onecycle) is still rising
 
 
 def progress_step(module) -> int:
-    """The tenth of training `module` has done (0..STEPS): by its clock or steps where it can say, else by epochs."""
-    progress = getattr(module, "progress", None)
-    if callable(progress):
-        p = float(progress())
-    else:
-        cap = getattr(module.trainer, "max_epochs", None) or 1
-        p = (module.current_epoch + 1) / max(1, cap)
+    """The tenth of training `module` has done (0..STEPS), by its clock or its steps (engine/base_module.progress)."""
+    p = float(module.progress())
     return max(0, min(STEPS, int(p * STEPS + 1e-6)))  # 3/15 of training is step 2, not 1.999...
 
 
@@ -36,7 +34,7 @@ def make_pruner(name: str):
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=STEPS)
     if name == "none":
         return optuna.pruners.NopPruner()
-    return None
+    raise ConfigError(f"unknown pruner {name!r}; use one of {', '.join(PRUNERS)}")
 
 
 class ProgressPruning(PyTorchLightningPruningCallback):
