@@ -203,3 +203,25 @@ def test_a_pruned_trial_stops_while_it_trains(shapes, tmp_path):
     assert meta["status"] == "pruned"
     epochs = {row.split(",")[0] for row in (Path(t["run_dir"]) / "logs" / "metrics.csv").read_text().splitlines()[1:]}
     assert len(epochs) == 1  # one epoch logged, not five
+
+
+def test_a_validation_split_of_one_speaker_is_said(shapes, tmp_path, capsys):
+    # 4 "speakers" of 12 images: by speaker, the recipe's 10% validation is one whole speaker, and the study says so
+    images = sorted(p for p in shapes.rglob("*.png"))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker\n" + "".join(
+        f"{p},{p.parent.name},s{i % 4}\n" for i, p in enumerate(images)))
+    one = ["data.split_by=speaker", "train.epochs=1", "train.threads=1", "data.workers=1"]
+    tune(manifest, tmp_path / "one", budget=600, trials=1, space=SMALL, pruner="none", overrides=one, progress=False)
+    said = json.loads((tmp_path / "one" / "study.json").read_text())["validation"]
+    assert said == {"by": "speaker", "files": 12, "groups": 1}
+    assert "validation split holds 1 speaker (12 files)" in capsys.readouterr().err
+
+    two = one + ["data.valid_fraction=0.5"]  # half the non-test data: two speakers, no note
+    tune(manifest, tmp_path / "two", budget=600, trials=1, space=SMALL, pruner="none", overrides=two, progress=False)
+    assert json.loads((tmp_path / "two" / "study.json").read_text())["validation"]["groups"] == 2
+    assert "validation split holds" not in capsys.readouterr().err
+
+    tune(shapes, tmp_path / "none", budget=600, trials=1, space=SMALL, pruner="none", overrides=one[1:],
+         progress=False)  # not split by group: nothing to count
+    assert json.loads((tmp_path / "none" / "study.json").read_text())["validation"] is None

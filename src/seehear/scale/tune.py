@@ -11,6 +11,7 @@ for `seehear train --config`. The objective is validation accuracy; the test spl
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from seehear.scale.report import write_outputs
 from seehear.scale.study import FORMAT, StudyError, open_study, requeue_interrupted, storage_url, study_lock
 
 MIN_TRIAL_SECONDS = 10.0  # decoding, a few steps and a validation pass: below this no trial can say anything
+FEW_VALIDATION_GROUPS = 2  # trials scored on fewer held-out speakers than this fit that voice (bench/README.md)
 SAMPLERS = ("tpe", "random", "grid")
 
 
@@ -170,6 +172,25 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
                                  f"validation split (use more data or data.valid_fraction)")
             return last.value
 
+        validation = None  # what every trial is scored on, known once a trial has made its split
+
+        def meta() -> dict:
+            return {"budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler,
+                    "pruner": str(pruner), "storage": url, "recipe": recipe, "modality": source.modality,
+                    "trials_wanted": trials, "validation": validation}
+
+        def learn_validation(t) -> None:
+            nonlocal validation
+            if validation is None and t.user_attrs.get("run_dir"):
+                validation = validation_groups(Path(t.user_attrs["run_dir"]), source.records, base.data.split_by)
+                if validation and validation["groups"] < FEW_VALIDATION_GROUPS:
+                    print(f"note: the validation split holds {validation['groups']} {validation['by']} "
+                          f"({validation['files']} files), and every trial is scored on it: the search will favour "
+                          f"what suits that one {validation['by']}; --set data.valid_fraction=0.25 holds out more",
+                          file=sys.stderr, flush=True)
+
+        if study.trials:  # a resumed study: its trials' split is this one's
+            learn_validation(study.trials[-1])
         start = time.time()
         spent_before = sum(_seconds(t) for t in study.get_trials(deepcopy=False, states=done_states))
         walls: list[float] = []
@@ -187,16 +208,13 @@ def tune(data, out, *, budget: float, trials: int | None = None, trial_budget: f
             study.optimize(objective, n_trials=1, catch=())
             walls.append(time.time() - t0)
             t = study.trials[-1]
+            learn_validation(t)
             if progress:
                 v = f"{t.value:.4f}" if t.value is not None else "-"
                 print(f"trial {t.number:03d} {t.state.name.lower()} val_acc={v} ({walls[-1]:.0f}s) "
                       f"{_short(t.params, search)}", flush=True)
-            write_outputs(study, out, search=search, base_settings=trial_user, meta={
-                "budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler, "pruner": str(pruner),
-                "storage": url, "recipe": recipe, "modality": source.modality, "trials_wanted": trials})
-        best = write_outputs(study, out, search=search, base_settings=trial_user, meta={
-            "budget_seconds": budget, "trial_budget_seconds": per_trial, "sampler": sampler, "pruner": str(pruner),
-            "storage": url, "recipe": recipe, "modality": source.modality, "trials_wanted": trials})
+            write_outputs(study, out, search=search, base_settings=trial_user, meta=meta())
+        best = write_outputs(study, out, search=search, base_settings=trial_user, meta=meta())
         finished = len(study.get_trials(deepcopy=False, states=done_states))
     if best is None and finished == 0:
         raise StudyError(f"no trial finished within --budget {budget:g}s; give more time")
@@ -220,6 +238,19 @@ class _LastValue:
                     outer.value = float(v)
 
         self.callback = C()
+
+
+def validation_groups(run_dir: Path, records, by: str | None) -> dict | None:
+    """How many files and distinct `by` groups (speakers) a trial's validation split holds; None when the split is
+    not by group or the trial made none. Every trial of a study shares that split (same data, seed and settings)."""
+    from seehear.data.groups import column_values
+    from seehear.data.splits import load_splits
+
+    if not by or not (run_dir / "split.json").is_file():
+        return None
+    valid = load_splits(records, run_dir / "split.json").get("valid") or []
+    values = column_values(records, by, option="--split-by")
+    return {"by": by, "files": len(valid), "groups": len({values[i] for i in valid} - {None, ""})}
 
 
 def _mark(run_dir: Path, status: str) -> None:
